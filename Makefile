@@ -1,0 +1,64 @@
+# vmalloc: a drop-in replacement for the C heap.
+#
+#   make            libvmalloc.so and libvmalloc.a
+#   make test       every test (installs cmocka with apt-get when it is missing)
+#   make bench      the benchmark comparison against glibc and installed peers
+#   make install    PREFIX=/usr/local DESTDIR=
+
+CC       ?= cc
+CXX      ?= c++
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+LIBDIR   ?= $(PREFIX)/lib
+INCDIR   ?= $(PREFIX)/include
+VERSION  := 0.1.0
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wundef -Wsign-compare \
+            -Wpointer-arith -Wmissing-prototypes
+LIBFLAGS := -std=c11 -O2 -g -fPIC -D_GNU_SOURCE -fvisibility=hidden \
+            -ftls-model=initial-exec -fno-builtin-malloc -fno-builtin-calloc \
+            -fno-builtin-realloc -fno-builtin-free -fno-plt $(WARN) -Iinclude -Isrc
+# The release library: every module plus the libc names.
+CORE_SRC := $(filter-out src/override.c,$(wildcard src/*.c))
+REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(CORE_SRC) src/override.c)
+# The internals without the libc names, at full checking, for unit tests
+# (cmocka allocates with the system malloc, so it must not be ours).
+DBG_OBJ  := $(patsubst src/%.c,build/dbg/%.o,$(CORE_SRC))
+HEADERS  := $(wildcard src/*.h src/*.def include/*.h)
+
+.PHONY: all test bench install uninstall clean check-deps bench-deps
+all: libvmalloc.so libvmalloc.a
+
+build/rel/%.o: src/%.c $(HEADERS) | build/rel
+	$(CC) $(LIBFLAGS) -DVM_DEBUG=0 -DVM_VERSION=\"$(VERSION)\" -c $< -o $@
+build/dbg/%.o: src/%.c $(HEADERS) | build/dbg
+	$(CC) $(LIBFLAGS) -O1 -DVM_DEBUG=3 -c $< -o $@
+build/rel build/dbg build/tests:
+	mkdir -p $@
+
+libvmalloc.so: $(REL_OBJ)
+	$(CC) -shared -Wl,-soname,libvmalloc.so -Wl,-z,now -o $@ $^ -lpthread
+libvmalloc.a: $(REL_OBJ)
+	rm -f $@ && ar rcs $@ $^
+build/libvmalloc-debug.a: $(DBG_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+vmalloc.pc: Makefile
+	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: vmalloc\nDescription: %s\nVersion: %s\nLibs: -L$${libdir} -lvmalloc\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(LIBDIR)' '$(INCDIR)' 'drop-in replacement for the C heap' '$(VERSION)' > $@
+
+install: all vmalloc.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 libvmalloc.so $(DESTDIR)$(LIBDIR)/libvmalloc.so
+	install -m 644 libvmalloc.a $(DESTDIR)$(LIBDIR)/libvmalloc.a
+	install -m 644 include/vmalloc.h $(DESTDIR)$(INCDIR)/vmalloc.h
+	install -m 644 vmalloc.pc $(DESTDIR)$(LIBDIR)/pkgconfig/vmalloc.pc
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libvmalloc.so $(DESTDIR)$(LIBDIR)/libvmalloc.a \
+	  $(DESTDIR)$(INCDIR)/vmalloc.h $(DESTDIR)$(LIBDIR)/pkgconfig/vmalloc.pc
+
+include tests/tests.mk
+include bench/bench.mk
+
+clean:
+	rm -rf build libvmalloc.so libvmalloc.a vmalloc.pc

@@ -1,0 +1,3 @@
+# Benchmarks: see bench/README.md.
+bench: all
+	@bash bench/run.sh

@@ -1,0 +1,273 @@
+/* The public allocation calls under their vm_ names (override.c gives them the libc
+ * names): the malloc and free fast paths, calloc, realloc, the aligned family and
+ * malloc_usable_size. */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- allocation on a given heap ---------------------------------------------------- */
+
+/* n bytes from heap, any size; NULL when memory is exhausted (errno left to the caller). */
+void *vm_heap_malloc(vm_heap_t *heap, size_t n) {
+  if (n <= VM_MEDIUM_MAX) {
+    vm_page_t *page = heap->queues[vm_class_of(n)].first;
+    if (page != NULL && page->free != NULL) {
+      vm_block_t *block = page->free;
+      page->free = block->next;
+      page->used++;
+      return block;
+    }
+    return vm_page_malloc_slow(heap, n);
+  }
+  if (n <= VM_LARGE_MAX)
+    return vm_large_malloc(heap, n, 0);
+  if (n > VM_MAX_REQUEST)
+    return NULL;
+  return vm_huge_malloc(n, 0);
+}
+
+/* n bytes aligned to `alignment` (a power of two). Up to 64 KiB of alignment costs nothing
+ * extra: page areas start at 64 KiB boundaries, and rounding n up to a multiple of the
+ * alignment lands on a class whose size is such a multiple too (see sizeclass.c). */
+void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
+  if (alignment <= VM_ALIGN)
+    return vm_heap_malloc(heap, n);
+  if (n > VM_MAX_REQUEST)
+    return NULL;
+  if (alignment <= VM_SLICE_SIZE) {
+    size_t rounded = vm_align_up(n == 0 ? 1 : n, alignment);
+    if (rounded <= VM_MEDIUM_MAX) {
+      void *p = vm_heap_malloc(heap, rounded);
+      vm_assert(1, p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
+      return p;
+    }
+  }
+  if (n <= VM_LARGE_MAX && alignment <= VM_LARGE_MAX)
+    return vm_large_malloc(heap, n, alignment);
+  return vm_huge_malloc(n, alignment);
+}
+
+/* The calling thread's heap (made on first use), or the backup heap under its lock. */
+static VM_NOINLINE void *alloc_slow(size_t n, size_t alignment) {
+  vm_heap_t *heap = vm_heap_for_thread();
+  void *p;
+  if (vm_likely(heap != NULL)) {
+    p = vm_heap_malloc_aligned(heap, n, alignment);
+  } else {
+    vm_heap_lock_backup(&heap);
+    p = vm_heap_malloc_aligned(heap, n, alignment);
+    vm_heap_unlock_backup();
+  }
+  if (vm_unlikely(p == NULL))
+    errno = ENOMEM;
+  return p;
+}
+
+/* ---- malloc and free: the fast paths ----------------------------------------------- */
+
+void *vm_malloc(size_t n) {
+  vm_heap_t *heap = vm_heap_tls;
+  if (vm_likely(n <= VM_DIRECT_MAX)) {
+    vm_page_t *page = heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN];
+    vm_block_t *block = page->free;
+    if (vm_likely(block != NULL)) {
+      page->free = block->next;
+      page->used++;
+      return block;
+    }
+  }
+  return alloc_slow(n, 0);
+}
+
+/* free() of a pointer whose segment is not registered: NULL, a block aligned to a segment
+ * or more, or a pointer that is not ours. */
+static VM_NOINLINE void free_unregistered(void *p) {
+  if (p == NULL)
+    return;
+  vm_segment_t *segment = vm_huge_lookup_offset_block(p);
+  if (segment == NULL) {
+    vm_diag_misuse("free of a pointer that vmalloc did not allocate", p, "free()");
+    return;
+  }
+  vm_huge_free(segment);
+}
+
+/* Everything else free does, keeping errno as it was (munmap and madvise may set it). */
+static VM_NOINLINE void free_slow(vm_page_t *page, void *p, bool retire) {
+  int saved = errno;
+  if (retire)
+    vm_page_retire(vm_heap_tls, page);
+  else if (vm_registry_contains(vm_segment_of(p)))
+    vm_page_free_generic(page, p);
+  else
+    free_unregistered(p);
+  errno = saved;
+}
+
+void vm_free(void *p) {
+  vm_segment_t *segment = vm_segment_of(p);
+  if (vm_unlikely(!vm_registry_contains(segment))) {
+    free_slow(NULL, p, false);
+    return;
+  }
+  vm_page_t *page = vm_page_of(segment, p);
+  if (vm_likely(atomic_load_explicit(&page->owner, memory_order_relaxed) ==
+                (uintptr_t)vm_heap_tls)) {
+    vm_block_t *block = p;
+    block->next = page->local_free;
+    page->local_free = block;
+    if (vm_unlikely(--page->used == 0))
+      free_slow(page, p, true);
+    return;
+  }
+  free_slow(page, p, false);
+}
+
+/* ---- the rest of the family -------------------------------------------------------- */
+
+/* The block that p points to: its segment and page, or a misuse report naming `where`.
+ * Returns the usable size, 0 for NULL. */
+static size_t usable_size_checked(const void *p, const char *where, vm_segment_t **segment_out) {
+  if (p == NULL)
+    return 0;
+  vm_segment_t *segment = vm_segment_of(p);
+  if (!vm_registry_contains(segment)) {
+    segment = vm_huge_lookup_offset_block(p);
+    if (segment == NULL) {
+      vm_diag_misuse("pointer that vmalloc did not allocate", p, where);
+      return 0;
+    }
+  } else {
+    vm_page_t *page = vm_page_of(segment, p);
+    if (!page->in_use) {
+      vm_diag_misuse("pointer that is not allocated", p, where);
+      return 0;
+    }
+  }
+  if (segment_out != NULL)
+    *segment_out = segment;
+  if (segment->kind == VM_SEGMENT_HUGE)
+    return segment->size - segment->huge_block_offset;
+  return vm_page_of(segment, p)->block_size;
+}
+
+size_t vm_usable_size(const void *p) { return usable_size_checked(p, "malloc_usable_size()", NULL); }
+
+void *vm_calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = vm_malloc(total);
+  /* huge blocks are always a fresh mapping, which the kernel hands out zeroed */
+  if (p != NULL && total <= VM_LARGE_MAX)
+    memset(p, 0, total);
+  return p;
+}
+
+void *vm_realloc(void *p, size_t n) {
+  if (p == NULL)
+    return vm_malloc(n);
+  if (n == 0) { /* glibc: realloc(p, 0) frees p and returns NULL */
+    vm_free(p);
+    return NULL;
+  }
+  vm_segment_t *segment = NULL;
+  size_t usable = usable_size_checked(p, "realloc()", &segment);
+  if (usable == 0)
+    return NULL; /* misuse reported; the pointer is not ours to touch */
+  if (segment->kind == VM_SEGMENT_HUGE && n > VM_LARGE_MAX) {
+    if (n == usable)
+      return p;
+    int saved = errno;
+    void *moved = vm_huge_realloc(segment, p, n);
+    errno = saved;
+    if (moved != NULL)
+      return moved;
+  } else if (n <= usable && n >= usable / 2) {
+    return p; /* fits, and not so much smaller that keeping the block wastes memory */
+  }
+  void *q = vm_malloc(n);
+  if (q == NULL)
+    return NULL;
+  memcpy(q, p, n < usable ? n : usable);
+  vm_free(p);
+  return q;
+}
+
+void *vm_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return vm_realloc(p, total);
+}
+
+static void *aligned(size_t alignment, size_t n) {
+  vm_heap_t *heap = vm_heap_tls;
+  if (vm_likely(heap != &vm_heap_empty)) {
+    void *p = vm_heap_malloc_aligned(heap, n, alignment);
+    if (vm_unlikely(p == NULL))
+      errno = ENOMEM;
+    return p;
+  }
+  return alloc_slow(n, alignment);
+}
+
+int vm_posix_memalign(void **out, size_t alignment, size_t n) {
+  if (alignment < sizeof(void *) || !vm_is_pow2(alignment))
+    return EINVAL;
+  int saved = errno;
+  void *p = aligned(alignment, n);
+  errno = saved;
+  if (p == NULL)
+    return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+/* C17 and glibc 2.38: the alignment must be a power of two. */
+void *vm_aligned_alloc(size_t alignment, size_t n) {
+  if (!vm_is_pow2(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return aligned(alignment, n);
+}
+
+/* glibc rounds an alignment that is not a power of two up to one. */
+void *vm_memalign(size_t alignment, size_t n) {
+  if (alignment > ((size_t)1 << 62)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!vm_is_pow2(alignment))
+    alignment = alignment <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzl(alignment - 1));
+  return aligned(alignment, n);
+}
+
+void *vm_valloc(size_t n) { return aligned(vm_os_page_size(), n); }
+
+/* glibc: pvalloc(n) rounds n up to whole pages, and pvalloc(0) gives one page. */
+void *vm_pvalloc(size_t n) {
+  size_t page = vm_os_page_size();
+  if (n > VM_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return aligned(page, n == 0 ? page : vm_align_up(n, page));
+}
+
+void vm_free_sized(void *p, size_t n) {
+  (void)n;
+  vm_free(p);
+}
+
+void vm_free_aligned_sized(void *p, size_t alignment, size_t n) {
+  (void)alignment;
+  (void)n;
+  vm_free(p);
+}

@@ -1,0 +1,154 @@
+/* Thread heaps: each thread allocates from its own heap, reached through one
+ * initial-exec TLS pointer. A thread starts on the static empty heap, whose every page has
+ * no free block, so "no heap yet" is just another fast-path miss. Heaps are carved from
+ * mapped chunks and never unmapped; an exiting thread abandons its segments and returns
+ * its heap to a pool. A thread that allocates after its heap is gone (other TLS
+ * destructors run later) uses the shared backup heap, under a lock. */
+#include "internal.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#define HEAP_CHUNK_SIZE ((size_t)64 << 10)
+
+enum { THREAD_NEW, THREAD_RUNNING, THREAD_EXITED };
+
+vm_page_t vm_page_empty;
+vm_heap_t vm_heap_empty = {.direct = {[0 ... VM_DIRECT_SLOTS - 1] = &vm_page_empty}};
+__thread vm_heap_t *vm_heap_tls __attribute__((tls_model("initial-exec"))) = &vm_heap_empty;
+static __thread uint8_t thread_state __attribute__((tls_model("initial-exec")));
+
+static vm_lock_t heaps_lock; /* the pool, the chunk and the list of all heaps */
+static vm_heap_t *heap_pool;
+static vm_heap_t *all_heaps;
+static uint8_t *chunk_next, *chunk_end;
+static pthread_key_t exit_key;
+static atomic_bool exit_key_ready;
+
+static vm_lock_t backup_lock;
+static vm_heap_t backup_heap = {.direct = {[0 ... VM_DIRECT_SLOTS - 1] = &vm_page_empty}};
+
+/* Points the direct-table slots of a class at the class's current page. */
+void vm_heap_direct_update(vm_heap_t *heap, unsigned class_idx) {
+  if (class_idx == 0 || vm_class_size[class_idx] > VM_DIRECT_MAX)
+    return;
+  vm_page_t *page = heap->queues[class_idx].first;
+  if (page == NULL)
+    page = &vm_page_empty;
+  size_t first = class_idx == 1 ? 0 : (vm_class_size[class_idx - 1] + VM_ALIGN) / VM_ALIGN;
+  size_t last = vm_class_size[class_idx] / VM_ALIGN;
+  for (size_t slot = first; slot <= last; slot++)
+    heap->direct[slot] = page;
+}
+
+static void heap_reset(vm_heap_t *heap) {
+  for (size_t i = 0; i < VM_DIRECT_SLOTS; i++)
+    heap->direct[i] = &vm_page_empty;
+  memset(heap->queues, 0, sizeof heap->queues);
+  heap->segments_avail = heap->segments_full = NULL;
+  atomic_store_explicit(&heap->notified, 0, memory_order_relaxed);
+  heap->refills = 0;
+}
+
+/* A heap from the pool or a new one; NULL when no memory can be mapped. */
+static vm_heap_t *heap_obtain(void) {
+  vm_lock(&heaps_lock);
+  vm_heap_t *heap = heap_pool;
+  if (heap != NULL) {
+    heap_pool = heap->pool_next;
+  } else {
+    size_t size = vm_align_up(sizeof(vm_heap_t), 64);
+    if (chunk_next == NULL || (size_t)(chunk_end - chunk_next) < size) {
+      uint8_t *chunk = vm_os_map(HEAP_CHUNK_SIZE);
+      if (chunk == NULL) {
+        vm_unlock(&heaps_lock);
+        return NULL;
+      }
+      chunk_next = chunk;
+      chunk_end = chunk + HEAP_CHUNK_SIZE;
+    }
+    heap = (vm_heap_t *)chunk_next;
+    chunk_next += size;
+    heap->all_next = all_heaps;
+    all_heaps = heap;
+  }
+  heap->in_use = 1;
+  vm_unlock(&heaps_lock);
+  heap_reset(heap);
+  return heap;
+}
+
+/* The pthread key destructor: the thread is exiting. */
+static void thread_exit(void *arg) {
+  vm_heap_t *heap = arg;
+  vm_heap_tls = &vm_heap_empty;
+  thread_state = THREAD_EXITED;
+  vm_heap_collect_pages(heap, true);
+  vm_segment_abandon_all(heap);
+  heap_reset(heap);
+  vm_lock(&heaps_lock);
+  heap->in_use = 0;
+  heap->pool_next = heap_pool;
+  heap_pool = heap;
+  vm_unlock(&heaps_lock);
+}
+
+/* Called once by process init: pthread_key_create does not allocate. */
+void vm_heap_process_init(void) {
+  if (pthread_key_create(&exit_key, thread_exit) == 0)
+    atomic_store_explicit(&exit_key_ready, true, memory_order_release);
+}
+
+/* The calling thread's heap, made on first use; NULL when the thread has already said
+ * goodbye or no memory is left (the caller then uses the backup heap). */
+vm_heap_t *vm_heap_for_thread(void) {
+  if (vm_heap_tls != &vm_heap_empty)
+    return vm_heap_tls;
+  if (thread_state == THREAD_EXITED)
+    return NULL;
+  vm_init_process();
+  vm_heap_t *heap = heap_obtain();
+  if (heap == NULL)
+    return NULL;
+  vm_heap_tls = heap;
+  thread_state = THREAD_RUNNING;
+  /* after the heap is in place: pthread_setspecific may itself allocate */
+  if (atomic_load_explicit(&exit_key_ready, memory_order_acquire))
+    pthread_setspecific(exit_key, heap);
+  vm_init_late();
+  return heap;
+}
+
+void vm_heap_lock_backup(vm_heap_t **heap) {
+  vm_lock(&backup_lock);
+  *heap = &backup_heap;
+}
+
+void vm_heap_unlock_backup(void) { vm_unlock(&backup_lock); }
+
+bool vm_heap_is_backup(const vm_heap_t *heap) { return heap == &backup_heap; }
+
+/* Runs fn on every heap in use (census, trim). Heaps of other threads may only be read. */
+void vm_heap_lock_all(void) {
+  vm_lock(&heaps_lock);
+  vm_lock(&backup_lock);
+}
+
+void vm_heap_unlock_all(bool in_child) {
+  (void)in_child;
+  vm_unlock(&backup_lock);
+  vm_unlock(&heaps_lock);
+}
+
+/* How many heaps are in use now and were ever made. */
+void vm_heap_count(size_t *in_use, size_t *made) {
+  size_t live = 0, total = 0;
+  vm_lock(&heaps_lock);
+  for (vm_heap_t *h = all_heaps; h != NULL; h = h->all_next) {
+    total++;
+    live += h->in_use;
+  }
+  vm_unlock(&heaps_lock);
+  *in_use = live;
+  *made = total;
+}

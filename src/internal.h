@@ -1,0 +1,231 @@
+/* Build switches, attributes, checks, small inline helpers, and every cross-file
+ * declaration, grouped by the file that owns it. Every name here is hidden: only
+ * override.c exports anything. */
+#ifndef VM_INTERNAL_H
+#define VM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef VM_DEBUG
+#define VM_DEBUG 0 /* 0 release, 1 cheap invariants, 2 list walks, 3 everything */
+#endif
+
+#define vm_likely(x) __builtin_expect(!!(x), 1)
+#define vm_unlikely(x) __builtin_expect(!!(x), 0)
+#define VM_NOINLINE __attribute__((noinline))
+#define VM_COLD __attribute__((cold, noinline))
+#define VM_INLINE static inline __attribute__((always_inline))
+
+/* Graded asserts: type-checked in every build, free when VM_DEBUG is below the grade. */
+#define vm_assert(grade, e)                                                             \
+  do {                                                                                  \
+    if (VM_DEBUG >= (grade) && !(e))                                                    \
+      vm_diag_assert_failed(#e, __FILE__, __LINE__);                                    \
+  } while (0)
+
+#include "types.h"
+
+/* ---- geometry ---------------------------------------------------------------------- */
+
+#define VM_SEGMENT_SHIFT 22 /* 4 MiB: small enough to reserve in step with need */
+#define VM_SEGMENT_SIZE ((size_t)1 << VM_SEGMENT_SHIFT)
+#define VM_SEGMENT_MASK (VM_SEGMENT_SIZE - 1)
+#define VM_SLICE_SHIFT 16 /* 64 KiB: one small page */
+#define VM_SLICE_SIZE ((size_t)1 << VM_SLICE_SHIFT)
+#define VM_SLICES ((int)(VM_SEGMENT_SIZE / VM_SLICE_SIZE)) /* 64: one bit each in a word */
+#define VM_FIRST_SLICE 1 /* slice 0 holds the segment header and page descriptors */
+_Static_assert(VM_DIRECT_SLOTS == 1024 / 16 + 1, "direct table covers 0..VM_DIRECT_MAX");
+
+#define VM_ALIGN 16                      /* every block is at least this aligned */
+#define VM_DIRECT_MAX 1024               /* sizes served by the heap's direct table */
+#define VM_MEDIUM_MAX ((size_t)128 << 10) /* the largest size class */
+#define VM_LARGE_MAX ((size_t)2 << 20)    /* beyond this a block gets its own mapping */
+#define VM_MEDIUM_PAGE_SLICES 8          /* pages of classes above 8 KiB: 512 KiB */
+/* Requests above this cannot be satisfied and fail early with ENOMEM, which also keeps
+ * every size computation below free of overflow. */
+#define VM_MAX_REQUEST ((size_t)PTRDIFF_MAX - 2 * VM_SEGMENT_SIZE)
+
+/* ---- tiny helpers ------------------------------------------------------------------ */
+
+VM_INLINE uintptr_t vm_align_up(uintptr_t x, uintptr_t align) {
+  return (x + align - 1) & ~(align - 1);
+}
+VM_INLINE bool vm_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* The segment that would hold p: its size alignment makes this a mask. */
+VM_INLINE vm_segment_t *vm_segment_of(const void *p) {
+  return (vm_segment_t *)((uintptr_t)p & ~VM_SEGMENT_MASK);
+}
+
+/* The page descriptor that owns p: slices inside a multi-slice page point back. */
+VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
+  vm_page_t *slice = &segment->pages[((uintptr_t)p - (uintptr_t)segment) >> VM_SLICE_SHIFT];
+  return slice - slice->slice_offset;
+}
+
+/* ---- lock (a spinlock: no allocation, trivially reset in a fork child) ------------- */
+typedef struct {
+  atomic_int held;
+} vm_lock_t;
+void vm_lock_slow(vm_lock_t *lock);
+VM_INLINE void vm_lock(vm_lock_t *lock) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong_explicit(&lock->held, &expected, 1,
+                                               memory_order_acquire, memory_order_relaxed))
+    vm_lock_slow(lock);
+}
+VM_INLINE void vm_unlock(vm_lock_t *lock) {
+  atomic_store_explicit(&lock->held, 0, memory_order_release);
+}
+
+/* ---- os.c -------------------------------------------------------------------------- */
+void vm_os_init(void);
+size_t vm_os_page_size(void);
+void *vm_os_reserve_aligned(size_t size, size_t alignment); /* NULL on failure */
+void *vm_os_map(size_t size);                              /* NULL on failure */
+void vm_os_release(void *p, size_t size);
+bool vm_os_purge(void *p, size_t size, bool now);
+void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment);
+bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
+size_t vm_os_resident_bytes(void *p, size_t size);
+extern vm_os_stats_t vm_os_stats;
+
+/* ---- registry.c -------------------------------------------------------------------- */
+extern _Atomic uint64_t vm_registry_bits[];
+#define VM_REGISTRY_ADDR_BITS 47
+void vm_registry_add(vm_segment_t *segment);
+void vm_registry_remove(vm_segment_t *segment);
+/* Is p the start of a live segment of ours? One load; safe for any pointer value. */
+VM_INLINE bool vm_registry_contains(const void *p) {
+  uintptr_t index = (uintptr_t)p >> VM_SEGMENT_SHIFT;
+  if (vm_unlikely(index >> (VM_REGISTRY_ADDR_BITS - VM_SEGMENT_SHIFT)))
+    return false;
+  uint64_t word = atomic_load_explicit(&vm_registry_bits[index / 64], memory_order_relaxed);
+  return (word >> (index % 64)) & 1;
+}
+
+/* ---- sizeclass.c ------------------------------------------------------------------- */
+extern const uint32_t vm_class_size[VM_CLASS_COUNT + 1];
+extern const uint8_t vm_class_slices[VM_CLASS_COUNT + 1];
+/* The smallest class whose blocks hold n bytes, n <= VM_MEDIUM_MAX. No loop, no table. */
+VM_INLINE unsigned vm_class_of(size_t n) {
+  if (n <= 128)
+    return n <= VM_ALIGN ? 1 : (unsigned)((n + VM_ALIGN - 1) / VM_ALIGN);
+  size_t w = n - 1;
+  unsigned log2 = 63u - (unsigned)__builtin_clzl(w); /* n in (2^log2, 2^(log2+1)] */
+  return 8u + (log2 - 7u) * 4u + (unsigned)((w >> (log2 - 2)) & 3) + 1u;
+}
+
+/* ---- segment.c --------------------------------------------------------------------- */
+vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_slices);
+void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page);
+vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block_offset);
+void vm_segment_huge_free(vm_segment_t *segment);
+void vm_segment_huge_resized(size_t old_size, size_t new_size);
+void vm_segment_abandon_all(vm_heap_t *heap);
+bool vm_segment_release_cache(void);
+void vm_segment_note_notify(vm_segment_t *segment, vm_page_t *page);
+void vm_segment_collect_notified(vm_heap_t *heap);
+void vm_segment_census(vm_census_t *census);
+bool vm_segment_adopt_all(vm_heap_t *heap);
+size_t vm_segment_purge_free_slices(vm_heap_t *heap, bool now);
+void vm_segment_lock_all(void);
+void vm_segment_unlock_all(bool in_child);
+VM_INLINE uint8_t *vm_page_area(const vm_segment_t *segment, const vm_page_t *page) {
+  return (uint8_t *)segment + (size_t)(page - segment->pages) * VM_SLICE_SIZE;
+}
+
+/* ---- page.c ------------------------------------------------------------------------ */
+void *vm_page_malloc_slow(vm_heap_t *heap, size_t n);
+void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx);
+size_t vm_page_collect(vm_page_t *page);
+void vm_page_retire(vm_heap_t *heap, vm_page_t *page);
+void vm_page_free_generic(vm_page_t *page, void *p);
+void vm_page_adopt(vm_heap_t *heap, vm_page_t *page);
+bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page);
+void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page);
+void vm_heap_collect_pages(vm_heap_t *heap, bool force);
+VM_INLINE size_t vm_page_block_size(const vm_page_t *page) { return page->block_size; }
+
+/* ---- heap.c ------------------------------------------------------------------------ */
+extern __thread vm_heap_t *vm_heap_tls __attribute__((tls_model("initial-exec")));
+extern vm_heap_t vm_heap_empty;
+extern vm_page_t vm_page_empty;
+vm_heap_t *vm_heap_for_thread(void); /* creates the calling thread's heap; NULL if it can't */
+void vm_heap_direct_update(vm_heap_t *heap, unsigned class_idx);
+void vm_heap_process_init(void);
+void vm_heap_count(size_t *in_use, size_t *made);
+void vm_heap_lock_all(void);
+void vm_heap_unlock_all(bool in_child);
+void vm_heap_lock_backup(vm_heap_t **heap);
+void vm_heap_unlock_backup(void);
+bool vm_heap_is_backup(const vm_heap_t *heap);
+
+/* ---- large.c ----------------------------------------------------------------------- */
+void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment);
+void *vm_huge_malloc(size_t n, size_t alignment);
+void vm_huge_free(vm_segment_t *segment);
+void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n);
+void *vm_huge_lookup_offset_block(const void *p);
+
+/* ---- purge.c ----------------------------------------------------------------------- */
+bool vm_purge_collect(bool force);
+int vm_purge_trim(size_t pad);
+
+/* ---- alloc.c ----------------------------------------------------------------------- */
+void *vm_malloc(size_t n);
+void vm_free(void *p);
+void *vm_calloc(size_t count, size_t size);
+void *vm_realloc(void *p, size_t n);
+void *vm_reallocarray(void *p, size_t count, size_t size);
+int vm_posix_memalign(void **out, size_t alignment, size_t n);
+void *vm_aligned_alloc(size_t alignment, size_t n);
+void *vm_memalign(size_t alignment, size_t n);
+void *vm_valloc(size_t n);
+void *vm_pvalloc(size_t n);
+size_t vm_usable_size(const void *p);
+void vm_free_sized(void *p, size_t n);
+void vm_free_aligned_sized(void *p, size_t alignment, size_t n);
+void *vm_heap_malloc(vm_heap_t *heap, size_t n);
+void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment);
+
+/* ---- init.c ------------------------------------------------------------------------ */
+void vm_init_process(void); /* idempotent; cheap after the first call */
+void vm_init_late(void);    /* once a heap exists: atfork, exit report */
+bool vm_init_done(void);
+
+/* ---- options.c --------------------------------------------------------------------- */
+#define VM_OPTION(name, type, def, min, max, help) VM_OPTION_##name,
+typedef enum {
+#include "options.def"
+  VM_OPTION_COUNT
+} vm_option_id_t;
+#undef VM_OPTION
+void vm_options_init(void);
+long vm_option(vm_option_id_t id);
+void vm_option_set(vm_option_id_t id, long value);
+void vm_options_print(int fd);
+
+/* ---- stats.c ----------------------------------------------------------------------- */
+void vm_stats_at_exit(void);
+int vm_stats_print(int fd);
+void vm_stats_get(vm_census_t *census);
+struct mallinfo2 vm_mallinfo2(void);
+struct mallinfo vm_mallinfo(void);
+void vm_malloc_stats(void);
+struct _IO_FILE;
+int vm_malloc_info(int options, struct _IO_FILE *fp);
+
+/* ---- diag.c ------------------------------------------------------------------------ */
+void vm_diag_assert_failed(const char *expr, const char *file, int line) __attribute__((noreturn));
+void vm_diag_misuse(const char *what, const void *p, const char *where);
+void vm_diag_warn(const char *fmt, ...);
+/* Allocation-free formatting into buf: %s %d %u %zu %zd %p %x %lu %ld %%. */
+int vm_diag_format(char *buf, size_t size, const char *fmt, ...);
+int vm_diag_vformat(char *buf, size_t size, const char *fmt, __builtin_va_list ap);
+void vm_diag_write(int fd, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,83 @@
+/* Blocks too big for a size class. Large blocks (up to VM_LARGE_MAX) take a run of
+ * slices inside a segment, so freeing and reallocating them costs no system call and no
+ * page fault. Huge blocks get a dedicated mapping that realloc resizes with mremap
+ * instead of copying. */
+#include "internal.h"
+
+#include <string.h>
+
+/* A run of slices holding one block of n bytes, aligned to `alignment` (<= 2 MiB). */
+void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
+  if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
+    vm_segment_collect_notified(heap);
+  size_t slices = (n + VM_SLICE_SIZE - 1) / VM_SLICE_SIZE;
+  size_t align_slices = alignment > VM_SLICE_SIZE ? alignment / VM_SLICE_SIZE : 1;
+  vm_page_t *page = vm_segment_page_alloc(heap, slices, align_slices);
+  if (page == NULL)
+    return NULL;
+  page->class_idx = 0;
+  page->block_size = slices * VM_SLICE_SIZE;
+  page->reserved = page->capacity = page->used = 1;
+  page->free = page->local_free = NULL;
+  page->next = page->prev = NULL;
+  /* its one block is out: FULL, with the notify duty armed for a remote free */
+  atomic_store_explicit(&page->thread_free, VM_THREAD_FREE_NOTIFY, memory_order_relaxed);
+  atomic_store_explicit(&page->owner, (uintptr_t)heap | VM_PAGE_FULL, memory_order_relaxed);
+  return vm_page_area(vm_segment_of(page), page);
+}
+
+/* A dedicated mapping for one block; fresh mappings read as zero. */
+void *vm_huge_malloc(size_t n, size_t alignment) {
+  size_t offset;
+  vm_segment_t *segment = vm_segment_huge_alloc(n, alignment, &offset);
+  if (segment == NULL)
+    return NULL;
+  uint8_t *block = (uint8_t *)segment + offset;
+  vm_page_t *page = vm_page_of(segment, block < (uint8_t *)segment + VM_SEGMENT_SIZE
+                                            ? block
+                                            : (uint8_t *)segment);
+  page->class_idx = 0;
+  page->in_use = 1;
+  page->slice_count = 1;
+  page->block_size = segment->size - offset;
+  page->reserved = page->capacity = page->used = 1;
+  atomic_store_explicit(&page->owner, VM_PAGE_HUGE, memory_order_relaxed);
+  return block;
+}
+
+void vm_huge_free(vm_segment_t *segment) { vm_segment_huge_free(segment); }
+
+/* The huge segment whose block was aligned to a segment or more and so sits exactly one
+ * segment above its header (see vm_segment_huge_alloc), or NULL. */
+void *vm_huge_lookup_offset_block(const void *p) {
+  if (((uintptr_t)p & VM_SEGMENT_MASK) != 0 || (uintptr_t)p < VM_SEGMENT_SIZE)
+    return NULL;
+  vm_segment_t *segment = (vm_segment_t *)((uintptr_t)p - VM_SEGMENT_SIZE);
+  if (!vm_registry_contains(segment) || segment->kind != VM_SEGMENT_HUGE ||
+      segment->huge_block_offset != VM_SEGMENT_SIZE)
+    return NULL;
+  return segment;
+}
+
+/* Resizes a huge block: in place when the neighbours allow, else by moving its pages
+ * with mremap. NULL (block untouched) when neither works; the caller then copies. */
+void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
+  size_t offset = segment->huge_block_offset;
+  if (offset >= VM_SEGMENT_SIZE)
+    return NULL;
+  size_t old_size = segment->size;
+  size_t new_size = vm_align_up(offset + n, vm_os_page_size());
+  if (!vm_os_resize_in_place(segment, old_size, new_size)) {
+    vm_segment_t *moved = vm_os_remap_aligned(segment, old_size, new_size, VM_SEGMENT_SIZE);
+    if (moved == NULL)
+      return NULL;
+    vm_registry_remove(segment);
+    segment = moved;
+    vm_registry_add(segment);
+    p = (uint8_t *)segment + offset;
+  }
+  segment->size = new_size;
+  vm_page_of(segment, p)->block_size = new_size - offset;
+  vm_segment_huge_resized(old_size, new_size);
+  return p;
+}

@@ -1,0 +1,149 @@
+/* The OS layer: the only code that calls mmap, munmap, mremap, madvise and mincore.
+ * Failure is a return value (NULL or false); nothing here aborts or allocates. */
+#include "internal.h"
+
+#include <errno.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+vm_os_stats_t vm_os_stats;
+static size_t page_size = 4096;
+/* Where the next aligned reservation is likely to fit: mapping there first avoids the
+ * over-reserve-and-trim dance on most calls. */
+static _Atomic(uintptr_t) aligned_hint;
+/* MADV_FREE needs Linux 4.5; after one EINVAL we use MADV_DONTNEED for good. */
+static atomic_bool madv_free_unsupported;
+
+#define STAT_ADD(name, n) atomic_fetch_add_explicit(&vm_os_stats.name, (n), memory_order_relaxed)
+#define STAT_SUB(name, n) atomic_fetch_sub_explicit(&vm_os_stats.name, (n), memory_order_relaxed)
+
+/* Reads the page size from the auxiliary vector: it is not always 4 KiB. */
+void vm_os_init(void) {
+  unsigned long aux = getauxval(AT_PAGESZ);
+  if (aux >= 4096 && vm_is_pow2(aux))
+    page_size = aux;
+}
+
+size_t vm_os_page_size(void) { return page_size; }
+
+static void *map_anonymous(void *hint, size_t size) {
+  STAT_ADD(mmap_calls, 1);
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  STAT_ADD(reserved_bytes, size);
+  return p;
+}
+
+static void unmap(void *p, size_t size) {
+  if (size == 0)
+    return;
+  STAT_ADD(munmap_calls, 1);
+  if (munmap(p, size) == 0)
+    STAT_SUB(reserved_bytes, size);
+}
+
+/* Maps size bytes (a multiple of the page size) of zeroed memory; NULL on failure. */
+void *vm_os_map(size_t size) { return map_anonymous(NULL, vm_align_up(size, page_size)); }
+
+/* Maps size bytes aligned to alignment (a power of two >= the page size). */
+void *vm_os_reserve_aligned(size_t size, size_t alignment) {
+  size = vm_align_up(size, page_size);
+  uintptr_t hint = atomic_load_explicit(&aligned_hint, memory_order_relaxed);
+  if (hint != 0) {
+    void *p = map_anonymous((void *)hint, size);
+    if (p != NULL && ((uintptr_t)p & (alignment - 1)) == 0) {
+      atomic_store_explicit(&aligned_hint, (uintptr_t)p + size, memory_order_relaxed);
+      return p;
+    }
+    if (p != NULL)
+      unmap(p, size);
+  }
+  if (size + alignment < size)
+    return NULL;
+  uint8_t *raw = map_anonymous(NULL, size + alignment);
+  if (raw == NULL)
+    return NULL;
+  uint8_t *aligned = (uint8_t *)vm_align_up((uintptr_t)raw, alignment);
+  unmap(raw, (size_t)(aligned - raw));
+  unmap(aligned + size, (size_t)(raw + size + alignment - (aligned + size)));
+  atomic_store_explicit(&aligned_hint, (uintptr_t)aligned + size, memory_order_relaxed);
+  return aligned;
+}
+
+void vm_os_release(void *p, size_t size) { unmap(p, vm_align_up(size, page_size)); }
+
+/* Gives the pages' memory back. now=false: MADV_FREE, the kernel takes the pages when it
+ * needs them; now=true: MADV_DONTNEED, resident memory falls at once and the pages read
+ * back as zeros. Returns false if the kernel refused (e.g. locked pages). */
+bool vm_os_purge(void *p, size_t size, bool now) {
+  if (size == 0)
+    return true;
+  STAT_ADD(madvise_calls, 1);
+  if (!now && !atomic_load_explicit(&madv_free_unsupported, memory_order_relaxed)) {
+    if (madvise(p, size, MADV_FREE) == 0) {
+      STAT_ADD(purged_bytes, size);
+      return true;
+    }
+    if (errno != EINVAL)
+      return false;
+    atomic_store_explicit(&madv_free_unsupported, true, memory_order_relaxed);
+  }
+  if (madvise(p, size, MADV_DONTNEED) != 0)
+    return false;
+  STAT_ADD(purged_bytes, size);
+  return true;
+}
+
+/* Grows or shrinks a mapping without moving it; false if the neighbours are in the way. */
+bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
+  old_size = vm_align_up(old_size, page_size);
+  new_size = vm_align_up(new_size, page_size);
+  if (new_size == old_size)
+    return true;
+  if (new_size < old_size) {
+    unmap((uint8_t *)p + new_size, old_size - new_size);
+    return true;
+  }
+  STAT_ADD(mremap_calls, 1);
+  if (mremap(p, old_size, new_size, 0) == MAP_FAILED)
+    return false;
+  STAT_ADD(reserved_bytes, new_size - old_size);
+  return true;
+}
+
+/* Moves a mapping's pages, without copying them, to a fresh place aligned to alignment.
+ * Returns the new address or NULL (the old mapping is then untouched). */
+void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment) {
+  old_size = vm_align_up(old_size, page_size);
+  new_size = vm_align_up(new_size, page_size);
+  void *target = vm_os_reserve_aligned(new_size, alignment);
+  if (target == NULL)
+    return NULL;
+  STAT_ADD(mremap_calls, 1);
+  void *moved = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+  if (moved == MAP_FAILED) {
+    unmap(target, new_size);
+    return NULL;
+  }
+  /* the old range is gone and the target's reservation was replaced */
+  STAT_SUB(reserved_bytes, old_size);
+  return moved;
+}
+
+/* Bytes of [p, p+size) resident now, measured with mincore. */
+size_t vm_os_resident_bytes(void *p, size_t size) {
+  unsigned char vec[256];
+  size_t pages = vm_align_up(size, page_size) / page_size, resident = 0;
+  for (size_t done = 0; done < pages;) {
+    size_t chunk = pages - done < sizeof vec ? pages - done : sizeof vec;
+    if (mincore((uint8_t *)p + done * page_size, chunk * page_size, vec) != 0)
+      return resident;
+    for (size_t i = 0; i < chunk; i++)
+      resident += vec[i] & 1;
+    done += chunk;
+  }
+  return resident * page_size;
+}

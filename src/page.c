@@ -1,0 +1,332 @@
+/* Pages: one page serves one size class from its own free lists (see vm_page_t). This
+ * file holds the single malloc slow path for classes, the class queues of a heap, and
+ * the free path for everything the fast path in alloc.c does not take. */
+#include "internal.h"
+
+/* A fresh page hands out blocks a few KiB at a time, so memory is touched as it is used. */
+#define EXTEND_BYTES 4096
+#define EXTEND_MIN_BLOCKS 1
+
+/* ---- class queues ------------------------------------------------------------------ */
+
+static void queue_push_front(vm_heap_t *heap, vm_page_t *page) {
+  vm_page_queue_t *queue = &heap->queues[page->class_idx];
+  page->prev = NULL;
+  page->next = queue->first;
+  if (queue->first != NULL)
+    queue->first->prev = page;
+  else
+    queue->last = page;
+  queue->first = page;
+  vm_heap_direct_update(heap, page->class_idx);
+}
+
+static void queue_push_back(vm_heap_t *heap, vm_page_t *page) {
+  vm_page_queue_t *queue = &heap->queues[page->class_idx];
+  if (queue->first == NULL) {
+    queue_push_front(heap, page);
+    return;
+  }
+  page->next = NULL;
+  page->prev = queue->last;
+  queue->last->next = page;
+  queue->last = page;
+}
+
+void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page) {
+  vm_page_queue_t *queue = &heap->queues[page->class_idx];
+  bool was_first = queue->first == page;
+  if (page->prev != NULL)
+    page->prev->next = page->next;
+  else
+    queue->first = page->next;
+  if (page->next != NULL)
+    page->next->prev = page->prev;
+  else
+    queue->last = page->prev;
+  page->next = page->prev = NULL;
+  if (was_first)
+    vm_heap_direct_update(heap, page->class_idx);
+}
+
+/* ---- page state -------------------------------------------------------------------- */
+
+static uintptr_t owner_of(const vm_page_t *page) {
+  return atomic_load_explicit(&page->owner, memory_order_relaxed);
+}
+static void set_owner(vm_page_t *page, uintptr_t owner) {
+  atomic_store_explicit(&page->owner, owner, memory_order_relaxed);
+}
+
+void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
+  page->class_idx = (uint8_t)class_idx;
+  page->block_size = vm_class_size[class_idx];
+  page->reserved = (uint32_t)(page->slice_count * VM_SLICE_SIZE / page->block_size);
+  page->capacity = 0;
+  page->used = 0;
+  page->free = page->local_free = NULL;
+  page->next = page->prev = NULL;
+  atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
+  set_owner(page, (uintptr_t)heap);
+}
+
+/* Carves the next few never-used blocks onto the free list. */
+static void page_extend(vm_page_t *page) {
+  size_t size = page->block_size;
+  size_t count = EXTEND_BYTES / size;
+  if (count < EXTEND_MIN_BLOCKS)
+    count = EXTEND_MIN_BLOCKS;
+  if (count > page->reserved - page->capacity)
+    count = page->reserved - page->capacity;
+  uint8_t *first = vm_page_area(vm_segment_of(page), page) + (size_t)page->capacity * size;
+  uint8_t *last = first + (count - 1) * size;
+  for (uint8_t *b = first; b < last; b += size)
+    ((vm_block_t *)b)->next = (vm_block_t *)(b + size);
+  ((vm_block_t *)last)->next = page->free;
+  page->free = (vm_block_t *)first;
+  page->capacity += (uint32_t)count;
+}
+
+/* Moves the blocks freed locally and remotely onto the free list; returns how many blocks
+ * other threads had freed. */
+size_t vm_page_collect(vm_page_t *page) {
+  if (page->local_free != NULL) {
+    if (page->free == NULL) {
+      page->free = page->local_free;
+    } else {
+      vm_block_t *tail = page->local_free;
+      while (tail->next != NULL)
+        tail = tail->next;
+      tail->next = page->free;
+      page->free = page->local_free;
+    }
+    page->local_free = NULL;
+  }
+  /* A non-empty remote list never carries the notify bit: the push that filled it
+   * cleared it. So taking everything and leaving 0 behind is right. */
+  if (atomic_load_explicit(&page->thread_free, memory_order_relaxed) <= VM_THREAD_FREE_NOTIFY)
+    return 0;
+  vm_block_t *list = (vm_block_t *)atomic_exchange_explicit(&page->thread_free, 0,
+                                                            memory_order_acquire);
+  size_t count = 1;
+  vm_block_t *tail = list;
+  while (tail->next != NULL) {
+    tail = tail->next;
+    count++;
+  }
+  tail->next = page->free;
+  page->free = list;
+  vm_assert(1, page->used >= count);
+  page->used -= (uint32_t)count;
+  return count;
+}
+
+static bool page_has_room(const vm_page_t *page) {
+  return page->free != NULL || page->capacity < page->reserved;
+}
+
+/* Takes a page that has no free block off its queue. Fails (and the page keeps its place)
+ * when a remote free arrived meanwhile: then there is something to collect. */
+static bool page_try_mark_full(vm_heap_t *heap, vm_page_t *page) {
+  uintptr_t expected = 0;
+  if (!atomic_compare_exchange_strong_explicit(&page->thread_free, &expected,
+                                               VM_THREAD_FREE_NOTIFY, memory_order_acq_rel,
+                                               memory_order_relaxed))
+    return false;
+  if (page->class_idx != 0)
+    vm_page_queue_remove(heap, page);
+  set_owner(page, owner_of(page) | VM_PAGE_FULL);
+  return true;
+}
+
+/* A FULL page that got blocks back returns to its queue (or, if it is a large page, to
+ * its segment). Returns true if that freed the page's whole segment. */
+static bool page_unfull(vm_heap_t *heap, vm_page_t *page) {
+  atomic_fetch_and_explicit(&page->thread_free, ~(uintptr_t)VM_THREAD_FREE_NOTIFY,
+                            memory_order_acq_rel);
+  set_owner(page, owner_of(page) & ~(uintptr_t)VM_PAGE_FULL);
+  if (page->class_idx == 0 || page->used == 0) {
+    /* large pages have one block; empty class pages are not worth a queue slot */
+    vm_segment_t *segment = vm_segment_of(page);
+    bool last = segment->live_pages == 1;
+    vm_segment_page_free(heap, page);
+    return last;
+  }
+  queue_push_back(heap, page);
+  return false;
+}
+
+/* For a notify bit: the page was FULL when some thread freed into it. Stale bits (the
+ * page changed since) are ignored. Returns true if the page's segment was freed. */
+bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page) {
+  uintptr_t owner = owner_of(page);
+  if (!page->in_use || page->slice_offset != 0 ||
+      (owner & ~(uintptr_t)VM_PAGE_FLAGS) != (uintptr_t)heap || !(owner & VM_PAGE_FULL))
+    return false;
+  if (vm_page_collect(page) == 0) {
+    uintptr_t expected = 0; /* nothing came: re-arm, unless something comes right now */
+    if (atomic_compare_exchange_strong_explicit(&page->thread_free, &expected,
+                                                VM_THREAD_FREE_NOTIFY, memory_order_acq_rel,
+                                                memory_order_relaxed))
+      return false;
+    vm_page_collect(page);
+  }
+  return page_unfull(heap, page);
+}
+
+/* Takes over a page of an adopted segment: everything freed into it comes home, and it
+ * goes on a queue, stays FULL, or (empty) goes back to the segment. */
+void vm_page_adopt(vm_heap_t *heap, vm_page_t *page) {
+  set_owner(page, (uintptr_t)heap);
+  vm_page_collect(page);
+  /* the notify bit of an abandoned FULL page is ours to clear now */
+  atomic_fetch_and_explicit(&page->thread_free, ~(uintptr_t)VM_THREAD_FREE_NOTIFY,
+                            memory_order_acq_rel);
+  for (;;) {
+    if (page->used == 0) {
+      vm_segment_page_free(heap, page);
+      return;
+    }
+    if (page->class_idx != 0 && page_has_room(page)) {
+      queue_push_back(heap, page);
+      return;
+    }
+    if (page_try_mark_full(heap, page))
+      return;
+    vm_page_collect(page);
+  }
+}
+
+/* Frees the empty pages of heap's queues (force: the current pages too). */
+void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
+  if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
+    vm_segment_collect_notified(heap);
+  for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
+    for (vm_page_t *page = heap->queues[c].first, *next; page != NULL; page = next) {
+      next = page->next;
+      vm_page_collect(page);
+      if (page->used == 0 && (force || page != heap->queues[c].first)) {
+        vm_page_queue_remove(heap, page);
+        vm_segment_page_free(heap, page);
+      }
+    }
+  }
+}
+
+/* ---- the malloc slow path for classes ---------------------------------------------- */
+
+/* A page of class_idx with a free block, made the current page; NULL if out of memory. */
+static vm_page_t *find_page(vm_heap_t *heap, unsigned class_idx) {
+  if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
+    vm_segment_collect_notified(heap);
+  vm_page_queue_t *queue = &heap->queues[class_idx];
+  for (vm_page_t *page = queue->first, *next; page != NULL; page = next) {
+    next = page->next;
+    vm_page_collect(page);
+    if (page->free == NULL && page->capacity < page->reserved)
+      page_extend(page);
+    if (page->free == NULL && page_try_mark_full(heap, page))
+      continue;
+    vm_page_collect(page); /* a remote free may have beaten the mark */
+    if (page->free == NULL)
+      continue;
+    if (page != queue->first) {
+      vm_page_queue_remove(heap, page);
+      queue_push_front(heap, page);
+    }
+    return page;
+  }
+  vm_page_t *page = vm_segment_page_alloc(heap, vm_class_slices[class_idx], 1);
+  if (page == NULL)
+    return NULL;
+  vm_page_init(heap, page, class_idx);
+  page_extend(page);
+  queue_push_front(heap, page);
+  return page;
+}
+
+/* Everything malloc's fast path does not do, for sizes up to VM_MEDIUM_MAX. */
+void *vm_page_malloc_slow(vm_heap_t *heap, size_t n) {
+  vm_page_t *page = find_page(heap, vm_class_of(n));
+  if (page == NULL)
+    return NULL;
+  vm_block_t *block = page->free;
+  page->free = block->next;
+  page->used++;
+  return block;
+}
+
+/* ---- free, other than the fast path ------------------------------------------------ */
+
+/* A page whose last block came back: kept if it is the current page of its class (so a
+ * loop of one malloc and one free does not map and unmap), otherwise given back. */
+void vm_page_retire(vm_heap_t *heap, vm_page_t *page) {
+  if (page->class_idx != 0 && heap->queues[page->class_idx].first == page)
+    return;
+  if (page->class_idx != 0)
+    vm_page_queue_remove(heap, page);
+  vm_segment_page_free(heap, page);
+}
+
+/* Pushes a block onto another thread's page with one CAS. When the page is FULL and armed,
+ * this freer tells the owner first: until its block lands, the page cannot be freed. */
+static void free_remote(vm_page_t *page, vm_block_t *block) {
+  uintptr_t old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  bool told = false;
+  for (;;) {
+    if ((old & VM_THREAD_FREE_NOTIFY) && !told) {
+      vm_segment_note_notify(vm_segment_of(page), page);
+      told = true;
+    }
+    block->next = (vm_block_t *)(old & ~(uintptr_t)VM_THREAD_FREE_NOTIFY);
+    if (atomic_compare_exchange_weak_explicit(&page->thread_free, &old, (uintptr_t)block,
+                                              memory_order_release, memory_order_relaxed))
+      return;
+  }
+}
+
+/* The start of the block that holds p, or NULL if p is past the blocks handed out. */
+static vm_block_t *block_containing(vm_page_t *page, void *p) {
+  uint8_t *area = vm_page_area(vm_segment_of(page), page);
+  size_t offset = (size_t)((uint8_t *)p - area);
+  size_t index = offset / page->block_size;
+  if (index >= page->capacity)
+    return NULL;
+  return (vm_block_t *)(area + index * page->block_size);
+}
+
+/* free() for every case the fast path leaves: FULL, ALIGNED or HUGE pages, blocks of
+ * other threads, and pointers that are not ours to free. */
+void vm_page_free_generic(vm_page_t *page, void *p) {
+  uintptr_t owner = owner_of(page);
+  if (vm_unlikely(!page->in_use)) {
+    vm_diag_misuse("free of a pointer that is not allocated", p, "free()");
+    return;
+  }
+  if (owner & VM_PAGE_HUGE) {
+    vm_segment_t *segment = vm_segment_of(page);
+    if (vm_unlikely((uint8_t *)p != (uint8_t *)segment + segment->huge_block_offset)) {
+      vm_diag_misuse("free of a pointer that is not the start of a block", p, "free()");
+      return;
+    }
+    vm_huge_free(segment);
+    return;
+  }
+  vm_block_t *block = block_containing(page, p);
+  if (vm_unlikely(block != p)) {
+    vm_diag_misuse("free of a pointer that is not the start of a block", p, "free()");
+    return;
+  }
+  vm_heap_t *heap = vm_heap_tls;
+  if ((owner & ~(uintptr_t)VM_PAGE_FLAGS) != (uintptr_t)heap) {
+    free_remote(page, block);
+    return;
+  }
+  block->next = page->local_free;
+  page->local_free = block;
+  page->used--;
+  if (owner & VM_PAGE_FULL)
+    page_unfull(heap, page);
+  else if (page->used == 0)
+    vm_page_retire(heap, page);
+}

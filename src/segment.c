@@ -1,0 +1,440 @@
+/* Segments: size-aligned reservations carved into runs of 64 KiB slices (pages). A heap
+ * owns its segments; a heap whose thread exits abandons them and another heap adopts them
+ * when it next needs space. Empty segments are cached a little, then unmapped.
+ * One lock (`segments_lock`) guards the process-wide lists: every normal segment (for the
+ * census), the abandoned ones and the cache. The pages themselves need no lock. */
+#include "internal.h"
+
+#include <string.h>
+
+/* Which list holds a segment (vm_segment_t.list). */
+enum { ON_NO_LIST, ON_HEAP_AVAIL, ON_HEAP_FULL, ON_ABANDONED, ON_CACHE };
+
+static vm_lock_t segments_lock;
+static vm_segment_t *all_segments;
+static vm_segment_t *abandoned;
+static vm_segment_t *cache;
+static size_t cache_count;
+static size_t abandoned_count;
+static _Atomic(size_t) huge_count, huge_bytes;
+
+/* ---- intrusive lists ------------------------------------------------------------- */
+
+static void list_push(vm_segment_t **head, vm_segment_t *segment, uint8_t which) {
+  segment->prev = NULL;
+  segment->next = *head;
+  if (*head != NULL)
+    (*head)->prev = segment;
+  *head = segment;
+  segment->list = which;
+}
+
+static void list_remove(vm_segment_t **head, vm_segment_t *segment) {
+  if (segment->prev != NULL)
+    segment->prev->next = segment->next;
+  else
+    *head = segment->next;
+  if (segment->next != NULL)
+    segment->next->prev = segment->prev;
+  segment->next = segment->prev = NULL;
+  segment->list = ON_NO_LIST;
+}
+
+static vm_segment_t **heap_list(vm_heap_t *heap, vm_segment_t *segment) {
+  return segment->list == ON_HEAP_AVAIL ? &heap->segments_avail : &heap->segments_full;
+}
+
+/* Keeps a segment on the heap list that matches whether it has a free slice. */
+static void heap_list_update(vm_heap_t *heap, vm_segment_t *segment) {
+  uint8_t want = segment->free_slices != 0 ? ON_HEAP_AVAIL : ON_HEAP_FULL;
+  if (segment->list == want)
+    return;
+  if (segment->list != ON_NO_LIST)
+    list_remove(heap_list(heap, segment), segment);
+  list_push(want == ON_HEAP_AVAIL ? &heap->segments_avail : &heap->segments_full, segment,
+            want);
+}
+
+static uint64_t all_usable_slices(void) {
+  return ~(uint64_t)0 << VM_FIRST_SLICE;
+}
+
+/* ---- making and unmaking segments -------------------------------------------------- */
+
+/* Resets a segment's header for a new owner: every usable slice free. */
+static void segment_reset(vm_segment_t *segment, vm_heap_t *heap) {
+  segment->kind = VM_SEGMENT_NORMAL;
+  segment->live_pages = 0;
+  segment->free_slices = all_usable_slices();
+  atomic_store_explicit(&segment->notify_pages, 0, memory_order_relaxed);
+  atomic_store_explicit(&segment->owner_heap, heap, memory_order_release);
+  segment->list = ON_NO_LIST;
+}
+
+/* A fresh or cached segment for heap, or NULL when the kernel has no memory for one. */
+static vm_segment_t *segment_obtain(vm_heap_t *heap) {
+  vm_lock(&segments_lock);
+  vm_segment_t *segment = cache;
+  if (segment != NULL) {
+    list_remove(&cache, segment);
+    cache_count--;
+  }
+  vm_unlock(&segments_lock);
+  if (segment == NULL) {
+    segment = vm_os_reserve_aligned(VM_SEGMENT_SIZE, VM_SEGMENT_SIZE);
+    if (segment == NULL)
+      return NULL;
+    segment->size = VM_SEGMENT_SIZE;
+    vm_lock(&segments_lock);
+    segment->all_prev = NULL;
+    segment->all_next = all_segments;
+    if (all_segments != NULL)
+      all_segments->all_prev = segment;
+    all_segments = segment;
+    vm_unlock(&segments_lock);
+    vm_registry_add(segment);
+  }
+  segment_reset(segment, heap);
+  return segment;
+}
+
+/* An empty segment leaves its heap: into the cache, or back to the kernel. */
+static void segment_release(vm_segment_t *segment) {
+  vm_assert(1, segment->live_pages == 0);
+  atomic_store_explicit(&segment->owner_heap, NULL, memory_order_release);
+  vm_lock(&segments_lock);
+  if (cache_count < (size_t)vm_option(VM_OPTION_SEGMENT_CACHE)) {
+    /* kept mapped for reuse; lazily purged, so it costs address space, not memory */
+    list_push(&cache, segment, ON_CACHE);
+    cache_count++;
+    vm_unlock(&segments_lock);
+    vm_os_purge((uint8_t *)segment + VM_SLICE_SIZE, VM_SEGMENT_SIZE - VM_SLICE_SIZE, false);
+    return;
+  }
+  if (segment->all_prev != NULL)
+    segment->all_prev->all_next = segment->all_next;
+  else
+    all_segments = segment->all_next;
+  if (segment->all_next != NULL)
+    segment->all_next->all_prev = segment->all_prev;
+  vm_registry_remove(segment);
+  vm_unlock(&segments_lock);
+  vm_os_release(segment, segment->size);
+}
+
+/* Unmaps every cached segment; true if there was any. */
+bool vm_segment_release_cache(void) {
+  vm_lock(&segments_lock);
+  vm_segment_t *list = cache;
+  cache = NULL;
+  cache_count = 0;
+  for (vm_segment_t *s = list; s != NULL; s = s->next) {
+    if (s->all_prev != NULL)
+      s->all_prev->all_next = s->all_next;
+    else
+      all_segments = s->all_next;
+    if (s->all_next != NULL)
+      s->all_next->all_prev = s->all_prev;
+    vm_registry_remove(s);
+  }
+  vm_unlock(&segments_lock);
+  bool released = list != NULL;
+  while (list != NULL) {
+    vm_segment_t *next = list->next;
+    vm_os_release(list, list->size);
+    list = next;
+  }
+  return released;
+}
+
+/* ---- slices and pages -------------------------------------------------------------- */
+
+/* The first slice of a run of `count` free slices starting at a multiple of `align`
+ * slices, or -1. */
+static int find_run(uint64_t free_slices, size_t count, size_t align) {
+  uint64_t starts = free_slices;
+  for (size_t k = 1; k < count && starts != 0; k++)
+    starts &= free_slices >> k;
+  if (align > 1) {
+    uint64_t multiples = 0;
+    for (size_t i = 0; i < (size_t)VM_SLICES; i += align)
+      multiples |= (uint64_t)1 << i;
+    starts &= multiples;
+  }
+  return starts != 0 ? __builtin_ctzll(starts) : -1;
+}
+
+static vm_page_t *carve_page(vm_heap_t *heap, vm_segment_t *segment, int first, size_t count) {
+  uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+  vm_assert(1, (segment->free_slices & bits) == bits);
+  segment->free_slices &= ~bits;
+  segment->live_pages++;
+  vm_page_t *page = &segment->pages[first];
+  for (size_t i = 0; i < count; i++) {
+    segment->pages[first + (int)i].slice_offset = (uint8_t)i;
+    segment->pages[first + (int)i].in_use = 0;
+  }
+  page->in_use = 1;
+  page->slice_count = (uint8_t)count;
+  heap_list_update(heap, segment);
+  return page;
+}
+
+/* Takes the first abandoned segment into heap; false when there is none. */
+static bool adopt_one(vm_heap_t *heap) {
+  vm_lock(&segments_lock);
+  vm_segment_t *segment = abandoned;
+  if (segment != NULL) {
+    list_remove(&abandoned, segment);
+    abandoned_count--;
+  }
+  vm_unlock(&segments_lock);
+  if (segment == NULL)
+    return false;
+  /* Owner first, then the notify bits: a remote freer sets its bit before it reads the
+   * owner, so either we see its bit here or it sees us and raises our hint. */
+  atomic_store_explicit(&segment->owner_heap, heap, memory_order_seq_cst);
+  atomic_exchange_explicit(&segment->notify_pages, 0, memory_order_seq_cst);
+  heap_list_update(heap, segment);
+  /* Adopting the last live page may free it and with it the segment: stop there. */
+  int remaining = segment->live_pages;
+  for (int i = VM_FIRST_SLICE; remaining > 0 && i < VM_SLICES; i++) {
+    vm_page_t *page = &segment->pages[i];
+    if (page->in_use && page->slice_offset == 0) {
+      remaining--;
+      vm_page_adopt(heap, page);
+    }
+  }
+  return true;
+}
+
+/* A run of `slices` slices starting at a multiple of `align_slices` (both powers of two
+ * or counts <= 63), as a fresh page descriptor owned by heap; NULL when out of memory. */
+vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_slices) {
+  vm_assert(1, slices >= 1 && slices < (size_t)VM_SLICES);
+  for (int attempt = 0;; attempt++) {
+    for (vm_segment_t *s = heap->segments_avail; s != NULL; s = s->next) {
+      int first = find_run(s->free_slices, slices, align_slices);
+      if (first >= 0)
+        return carve_page(heap, s, first, slices);
+    }
+    /* Before growing: blocks other threads freed into our full pages, then the
+     * segments of threads that exited. */
+    if (attempt == 0) {
+      vm_segment_collect_notified(heap);
+      continue;
+    }
+    if (adopt_one(heap))
+      continue;
+    vm_segment_t *segment = segment_obtain(heap);
+    if (segment == NULL)
+      return NULL;
+    heap_list_update(heap, segment);
+  }
+}
+
+/* Returns a page's slices to its segment; an empty segment leaves the heap. */
+void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page) {
+  vm_segment_t *segment = vm_segment_of(page);
+  int first = (int)(page - segment->pages);
+  size_t count = page->slice_count;
+  vm_assert(1, page->in_use && page->slice_offset == 0);
+  memset(page, 0, sizeof *page);
+  for (size_t i = 1; i < count; i++)
+    segment->pages[first + (int)i].slice_offset = 0;
+  segment->free_slices |= (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+  segment->live_pages--;
+  if (segment->live_pages == 0) {
+    if (segment->list != ON_NO_LIST)
+      list_remove(heap_list(heap, segment), segment);
+    segment_release(segment);
+    return;
+  }
+  heap_list_update(heap, segment);
+}
+
+/* ---- remote frees into full pages -------------------------------------------------- */
+
+/* Called by a remote freer that took the page's notify duty, before it pushes its block
+ * (the block keeps the segment alive until then). The heap hint is only a hint: heaps
+ * are never unmapped, and a heap also sweeps its segments before it grows. */
+void vm_segment_note_notify(vm_segment_t *segment, vm_page_t *page) {
+  uint64_t bit = (uint64_t)1 << (page - segment->pages);
+  atomic_fetch_or_explicit(&segment->notify_pages, bit, memory_order_seq_cst);
+  vm_heap_t *owner = atomic_load_explicit(&segment->owner_heap, memory_order_seq_cst);
+  if (owner != NULL)
+    atomic_store_explicit(&owner->notified, 1, memory_order_release);
+}
+
+static void collect_list(vm_heap_t *heap, vm_segment_t *list) {
+  for (vm_segment_t *s = list, *next; s != NULL; s = next) {
+    next = s->next; /* unfulling may free s */
+    uint64_t bits = atomic_exchange_explicit(&s->notify_pages, 0, memory_order_seq_cst);
+    while (bits != 0) {
+      int i = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      if (vm_page_unfull_notified(heap, &s->pages[i]))
+        break; /* that was the segment's last page: the segment is gone */
+    }
+  }
+}
+
+/* Brings back to their queues the full pages of heap that got remote frees. */
+void vm_segment_collect_notified(vm_heap_t *heap) {
+  atomic_store_explicit(&heap->notified, 0, memory_order_seq_cst);
+  collect_list(heap, heap->segments_full);
+  collect_list(heap, heap->segments_avail);
+}
+
+/* ---- thread exit ------------------------------------------------------------------- */
+
+/* Gives every segment of an exiting heap to the abandoned list. Pages keep their blocks
+ * and their FULL state; other threads go on freeing into them remotely. */
+void vm_segment_abandon_all(vm_heap_t *heap) {
+  vm_segment_t *lists[2] = {heap->segments_avail, heap->segments_full};
+  heap->segments_avail = heap->segments_full = NULL;
+  for (int l = 0; l < 2; l++) {
+    for (vm_segment_t *s = lists[l], *next; s != NULL; s = next) {
+      next = s->next;
+      s->next = s->prev = NULL;
+      s->list = ON_NO_LIST;
+      for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
+        vm_page_t *page = &s->pages[i];
+        if (page->in_use && page->slice_offset == 0)
+          page->owner &= VM_PAGE_FLAGS;
+      }
+      atomic_store_explicit(&s->owner_heap, NULL, memory_order_seq_cst);
+      vm_lock(&segments_lock);
+      list_push(&abandoned, s, ON_ABANDONED);
+      abandoned_count++;
+      vm_unlock(&segments_lock);
+    }
+  }
+}
+
+/* ---- huge blocks ------------------------------------------------------------------- */
+
+/* A dedicated mapping for one block of `size` bytes aligned to `alignment`. The header
+ * sits at a segment-aligned address below the block, within one segment of it, so that
+ * free finds it by masking (or, for alignments of a segment or more, one segment down). */
+vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block_offset) {
+  size_t page = vm_os_page_size();
+  size_t offset = vm_align_up(sizeof(vm_segment_t), alignment > page ? alignment : page);
+  vm_segment_t *segment;
+  if (offset < VM_SEGMENT_SIZE) {
+    segment = vm_os_reserve_aligned(offset + size, VM_SEGMENT_SIZE);
+  } else {
+    /* block at an `alignment` boundary, header one segment below it */
+    uint8_t *raw = vm_os_reserve_aligned(alignment + size, alignment);
+    if (raw == NULL)
+      return NULL;
+    offset = VM_SEGMENT_SIZE;
+    segment = (vm_segment_t *)(raw + alignment - VM_SEGMENT_SIZE);
+    vm_os_release(raw, alignment - VM_SEGMENT_SIZE);
+  }
+  if (segment == NULL)
+    return NULL;
+  segment->size = vm_align_up(offset + size, page);
+  segment->kind = VM_SEGMENT_HUGE;
+  segment->huge_block_offset = offset;
+  segment->free_slices = 0;
+  segment->live_pages = 1;
+  *block_offset = offset;
+  atomic_fetch_add_explicit(&huge_count, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&huge_bytes, segment->size, memory_order_relaxed);
+  vm_registry_add(segment);
+  return segment;
+}
+
+void vm_segment_huge_free(vm_segment_t *segment) {
+  atomic_fetch_sub_explicit(&huge_count, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&huge_bytes, segment->size, memory_order_relaxed);
+  vm_registry_remove(segment);
+  vm_os_release(segment, segment->size);
+}
+
+/* Keeps the huge accounting right when a mapping changes size or place. */
+void vm_segment_huge_resized(size_t old_size, size_t new_size) {
+  atomic_fetch_add_explicit(&huge_bytes, new_size - old_size, memory_order_relaxed);
+}
+
+/* ---- census and fork --------------------------------------------------------------- */
+
+/* Fills census by walking every normal segment under the lock. Pages of other threads
+ * change meanwhile; the walk reads their descriptors with relaxed loads, so the figures
+ * are each true at some instant of the walk. */
+void vm_segment_census(vm_census_t *census) {
+  memset(census, 0, sizeof *census);
+  census->huge_blocks = atomic_load_explicit(&huge_count, memory_order_relaxed);
+  census->huge_bytes = atomic_load_explicit(&huge_bytes, memory_order_relaxed);
+  vm_lock(&segments_lock);
+  census->cached_segments = cache_count;
+  census->abandoned_segments = abandoned_count;
+  for (vm_segment_t *s = all_segments; s != NULL; s = s->all_next) {
+    census->segments++;
+    census->segment_bytes += s->size;
+    if (s->list == ON_CACHE)
+      continue;
+    uint64_t free_slices = __atomic_load_n(&s->free_slices, __ATOMIC_RELAXED);
+    census->free_slice_bytes += (size_t)__builtin_popcountll(free_slices) * VM_SLICE_SIZE;
+    for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
+      vm_page_t *page = &s->pages[i];
+      if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED) ||
+          __atomic_load_n(&page->slice_offset, __ATOMIC_RELAXED) != 0)
+        continue;
+      size_t used = __atomic_load_n(&page->used, __ATOMIC_RELAXED);
+      size_t block = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
+      unsigned class_idx = __atomic_load_n(&page->class_idx, __ATOMIC_RELAXED);
+      size_t span = (size_t)__atomic_load_n(&page->slice_count, __ATOMIC_RELAXED) *
+                    VM_SLICE_SIZE;
+      census->pages++;
+      census->live_bytes += used * block;
+      census->free_bytes_in_pages += span > used * block ? span - used * block : 0;
+      if (class_idx <= VM_CLASS_COUNT) {
+        census->class_live_blocks[class_idx] += used;
+        census->class_pages[class_idx]++;
+      }
+    }
+  }
+  vm_unlock(&segments_lock);
+}
+
+void vm_segment_lock_all(void) { vm_lock(&segments_lock); }
+
+void vm_segment_unlock_all(bool in_child) {
+  (void)in_child; /* the spinlock has no owner to reset */
+  vm_unlock(&segments_lock);
+}
+
+/* ---- giving memory back ------------------------------------------------------------ */
+
+/* Adopts every abandoned segment into heap (whose pages then give their empty pages
+ * back); true if there were any. */
+bool vm_segment_adopt_all(vm_heap_t *heap) {
+  bool any = false;
+  while (adopt_one(heap))
+    any = true;
+  return any;
+}
+
+/* Purges every run of free slices in heap's segments; returns the bytes purged. */
+size_t vm_segment_purge_free_slices(vm_heap_t *heap, bool now) {
+  size_t purged = 0;
+  vm_segment_t *lists[2] = {heap->segments_avail, heap->segments_full};
+  for (int l = 0; l < 2; l++) {
+    for (vm_segment_t *s = lists[l]; s != NULL; s = s->next) {
+      uint64_t free_slices = s->free_slices;
+      while (free_slices != 0) {
+        int first = __builtin_ctzll(free_slices);
+        int end = first;
+        while (end < VM_SLICES && (free_slices >> end) & 1)
+          end++;
+        size_t len = (size_t)(end - first) * VM_SLICE_SIZE;
+        if (vm_os_purge((uint8_t *)s + (size_t)first * VM_SLICE_SIZE, len, now))
+          purged += len;
+        free_slices &= end >= 64 ? 0 : ~(uint64_t)0 << end;
+      }
+    }
+  }
+  return purged;
+}

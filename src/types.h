@@ -1,0 +1,141 @@
+/* Every internal struct, each headed by its invariants and by who may touch what. */
+#ifndef VM_TYPES_H
+#define VM_TYPES_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VM_CLASS_COUNT 48 /* classes 1..48; 0 means "one block per page" */
+
+typedef struct vm_heap_s vm_heap_t;
+typedef struct vm_page_s vm_page_t;
+typedef struct vm_segment_s vm_segment_t;
+
+/* A free block: the first word links to the next free block of the same page. */
+typedef struct vm_block_s {
+  struct vm_block_s *next;
+} vm_block_t;
+
+/* Flags kept in the low bits of vm_page_t.owner, so that free tests one word: it equals
+ * the calling thread's heap exactly when the block may be pushed on the local list. */
+#define VM_PAGE_FULL 1u /* off its class queue; a remote free must notify the owner */
+#define VM_PAGE_HUGE 2u /* the only block of a dedicated mapping */
+#define VM_PAGE_FLAGS 3u
+
+/* The low bit of thread_free: set while the page is FULL and nobody has yet told the
+ * owner that a block came back. The remote freer that clears it notifies. */
+#define VM_THREAD_FREE_NOTIFY 1u
+
+/* One page: a run of slices serving one size class (or one large block).
+ * Invariants, for a page in use:
+ *   used = blocks handed out and not yet returned to `free` or `local_free`
+ *          (blocks on thread_free still count as used until collected);
+ *   used + |free| + |local_free| = capacity <= reserved;
+ *   blocks [capacity, reserved) have never been handed out and are not on any list.
+ * The owner thread alone touches everything except thread_free, which any thread may push
+ * onto (one atomic CAS) and only the owner takes (one atomic exchange). While the page's
+ * segment is abandoned, "owner" means whoever holds the segment. Only the head descriptor
+ * of a run is meaningful; the others carry slice_offset back to it. */
+struct vm_page_s {
+  _Atomic(uintptr_t) owner;        /* owning heap | VM_PAGE_* flags; 0 while free */
+  vm_block_t *free;                /* the owner allocates from here */
+  vm_block_t *local_free;          /* the owner frees here */
+  _Atomic(uintptr_t) thread_free;  /* other threads free here | VM_THREAD_FREE_NOTIFY */
+  uint32_t used;
+  uint32_t capacity;
+  uint32_t reserved;
+  uint8_t class_idx;  /* 0: a single large block */
+  uint8_t in_use;     /* 1 from page allocation to page free */
+  uint8_t slice_count;
+  uint8_t slice_offset; /* descriptors from this one back to the head of its run */
+  size_t block_size;
+  vm_page_t *next; /* in the owner's class queue */
+  vm_page_t *prev;
+};
+
+/* A class queue: pages with (probably) free blocks; the first is the current page. */
+typedef struct {
+  vm_page_t *first;
+  vm_page_t *last;
+} vm_page_queue_t;
+
+#define VM_SEGMENT_NORMAL 0
+#define VM_SEGMENT_HUGE 1
+
+/* A segment: VM_SEGMENT_SIZE bytes aligned to their size (a huge segment: one mapping,
+ * aligned the same way, holding one block). Slice 0 holds this header.
+ * Invariants: bit i of free_slices is set iff slice i (i >= 1) belongs to no page;
+ *   live_pages = number of pages with in_use = 1; a normal segment with live_pages = 0
+ *   belongs to no heap for long (it is cached or unmapped).
+ * The owning heap's thread alone touches free_slices, live_pages and the pages; other
+ * threads touch only notify_pages (fetch_or) and read owner_heap. While abandoned
+ * (owner_heap = NULL), a segment is reached only through the abandoned list, under its
+ * lock, and adopted whole. */
+struct vm_segment_s {
+  size_t size;                      /* bytes mapped */
+  uint8_t kind;                     /* VM_SEGMENT_NORMAL or VM_SEGMENT_HUGE */
+  uint8_t list;                     /* which list holds it: see segment.c */
+  uint16_t live_pages;
+  _Atomic(vm_heap_t *) owner_heap;  /* NULL while abandoned */
+  _Atomic(uint64_t) notify_pages;   /* bit i: the full page at slice i got a remote free */
+  uint64_t free_slices;
+  size_t huge_block_offset;         /* huge: where the block starts */
+  vm_segment_t *next;               /* in the owner's list, the abandoned list or cache */
+  vm_segment_t *prev;
+  vm_segment_t *all_next;           /* every normal segment, for the census */
+  vm_segment_t *all_prev;
+  vm_page_t pages[64];
+};
+
+#define VM_DIRECT_SLOTS 65 /* sizes 0..1024 in 16-byte steps */
+
+/* A thread's heap. Invariants: direct[(n + 15) / 16] is the first page of the queue of
+ * the class serving n, or &vm_page_empty when that queue is empty; pages on a queue are
+ * in use, owned by this heap and not FULL; every owned normal segment is on exactly one
+ * of segments_avail (some slice free) and segments_full.
+ * Only the owner thread touches a heap, except `notified` (any thread sets it) and the
+ * pool and census links (under the heap lock). Heaps are never unmapped: a thread that
+ * exits returns its heap to a pool, so a stale pointer to one is always safe to write. */
+struct vm_heap_s {
+  vm_page_t *direct[VM_DIRECT_SLOTS];
+  vm_page_queue_t queues[VM_CLASS_COUNT + 1];
+  vm_segment_t *segments_avail;
+  vm_segment_t *segments_full;
+  _Atomic(int) notified;  /* a hint: some owned segment has notify bits set */
+  unsigned refills;        /* slow-path refills, for the periodic notify sweep */
+  uint8_t in_use;
+  vm_heap_t *pool_next;
+  vm_heap_t *all_next;
+};
+
+#define VM_STAT_COUNTERS(X)                                                             \
+  X(mmap_calls)                                                                         \
+  X(munmap_calls)                                                                       \
+  X(madvise_calls)                                                                      \
+  X(mremap_calls)                                                                       \
+  X(reserved_bytes)                                                                     \
+  X(purged_bytes)
+
+/* Kernel-call counters, updated with relaxed atomics by os.c alone. */
+typedef struct {
+#define VM_STAT_FIELD(name) _Atomic(size_t) name;
+  VM_STAT_COUNTERS(VM_STAT_FIELD)
+#undef VM_STAT_FIELD
+} vm_os_stats_t;
+
+/* A snapshot of the whole heap, taken by walking every segment (see segment.c). */
+typedef struct {
+  size_t segments, segment_bytes;       /* normal segments mapped */
+  size_t cached_segments;               /* of which empty and kept for reuse */
+  size_t abandoned_segments;
+  size_t huge_blocks, huge_bytes;       /* dedicated mappings */
+  size_t live_bytes;                    /* in blocks handed out (by block size) */
+  size_t free_bytes_in_pages;           /* carved or uncarved, inside live pages */
+  size_t free_slice_bytes;              /* slices of live segments that no page uses */
+  size_t pages;
+  size_t class_live_blocks[VM_CLASS_COUNT + 1];
+  size_t class_pages[VM_CLASS_COUNT + 1];
+} vm_census_t;
+
+#endif

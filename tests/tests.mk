@@ -1,0 +1,42 @@
+# Tests. Every tests/api/*.c, tests/stress/*.c and tests/death/*.c is one program linked
+# against libvmalloc.so (so it runs on vmalloc, cmocka included); tests/unit/*.c link the
+# debug archive of the internals instead and use the system malloc. tests/run.sh runs them
+# all with a time limit each and prints the closing count.
+
+TEST_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -Wall -Wextra -Iinclude -Isrc -pthread
+UNIT_BIN    := $(patsubst tests/unit/%.c,build/tests/unit/%,$(wildcard tests/unit/*.c))
+API_BIN     := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/api/*.c tests/stress/*.c tests/death/*.c))
+CPP_BIN     := $(patsubst tests/cpp/%.cc,build/tests/cpp/%,$(wildcard tests/cpp/*.cc))
+LINK_VM     := -L. -lvmalloc -Wl,-rpath,'$$ORIGIN/../../..'
+
+# cmocka is the one test dependency: install it on Debian when it is missing.
+check-deps:
+	@if ! printf '#include <stdarg.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <setjmp.h>\n#include <cmocka.h>\n' \
+	    | $(CC) -E -x c - >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "cmocka is missing: installing libcmocka-dev"; \
+	    (apt-get install -y -qq libcmocka-dev >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq libcmocka-dev >/dev/null)) || \
+	     { echo "error: apt-get could not install libcmocka-dev"; exit 1; }; \
+	  else \
+	    echo "error: cmocka is missing. Install it (Debian: sudo apt-get install libcmocka-dev) and run make test again."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+build/tests/unit/%: tests/unit/%.c build/libvmalloc-debug.a tests/unit/unit.h | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DVM_DEBUG=3 $< -o $@ build/libvmalloc-debug.a -lcmocka
+build/tests/%: tests/%.c libvmalloc.so $(wildcard tests/*.h) | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(LINK_VM) -lcmocka
+build/tests/cpp/%: tests/cpp/%.cc libvmalloc.so
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O1 -g -pthread -Iinclude $< -o $@ $(LINK_VM)
+
+test-build: all $(UNIT_BIN) $(API_BIN) $(CPP_BIN)
+
+test: check-deps test-build
+	@bash tests/run.sh
+
+.PHONY: test-build test-sanitize
