@@ -152,3 +152,27 @@ void vm_heap_count(size_t *in_use, size_t *made) {
   *in_use = live;
   *made = total;
 }
+
+/* A heap's invariants (see vm_heap_t): its queues, their pages and the direct table. */
+bool vm_heap_is_valid(const vm_heap_t *heap) {
+  for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
+    const vm_page_queue_t *queue = &heap->queues[c];
+    const vm_page_t *prev = NULL;
+    for (const vm_page_t *page = queue->first; page != NULL; page = page->next) {
+      if (page->prev != prev || page->class_idx != c ||
+          atomic_load_explicit(&page->owner, memory_order_relaxed) != (uintptr_t)heap ||
+          !vm_page_is_valid(page))
+        return false;
+      prev = page;
+    }
+    if (queue->last != prev)
+      return false;
+    if (vm_class_size[c] <= VM_DIRECT_MAX) {
+      const vm_page_t *current = queue->first != NULL ? queue->first : &vm_page_empty;
+      for (size_t n = vm_class_size[c - 1] + 1; n <= vm_class_size[c]; n++)
+        if (heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN] != current)
+          return false;
+    }
+  }
+  return heap->direct[0] == heap->direct[1];
+}

@@ -148,7 +148,7 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page);
 bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page);
 void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page);
 void vm_heap_collect_pages(vm_heap_t *heap, bool force);
-VM_INLINE size_t vm_page_block_size(const vm_page_t *page) { return page->block_size; }
+bool vm_page_is_valid(const vm_page_t *page);
 
 /* ---- heap.c ------------------------------------------------------------------------ */
 extern __thread vm_heap_t *vm_heap_tls __attribute__((tls_model("initial-exec")));
@@ -157,6 +157,7 @@ extern vm_page_t vm_page_empty;
 vm_heap_t *vm_heap_for_thread(void); /* creates the calling thread's heap; NULL if it can't */
 void vm_heap_direct_update(vm_heap_t *heap, unsigned class_idx);
 void vm_heap_process_init(void);
+bool vm_heap_is_valid(const vm_heap_t *heap);
 void vm_heap_count(size_t *in_use, size_t *made);
 void vm_heap_lock_all(void);
 void vm_heap_unlock_all(bool in_child);

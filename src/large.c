@@ -10,7 +10,7 @@
 void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
   if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
     vm_segment_collect_notified(heap);
-  size_t slices = (n + VM_SLICE_SIZE - 1) / VM_SLICE_SIZE;
+  size_t slices = n == 0 ? 1 : (n + VM_SLICE_SIZE - 1) / VM_SLICE_SIZE;
   size_t align_slices = alignment > VM_SLICE_SIZE ? alignment / VM_SLICE_SIZE : 1;
   vm_page_t *page = vm_segment_page_alloc(heap, slices, align_slices);
   if (page == NULL)
@@ -28,6 +28,8 @@ void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
 
 /* A dedicated mapping for one block; fresh mappings read as zero. */
 void *vm_huge_malloc(size_t n, size_t alignment) {
+  if (n == 0)
+    n = 1; /* a unique block even for malloc(0) at a huge alignment */
   size_t offset;
   vm_segment_t *segment = vm_segment_huge_alloc(n, alignment, &offset);
   if (segment == NULL)

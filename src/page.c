@@ -285,12 +285,13 @@ static void free_remote(vm_page_t *page, vm_block_t *block) {
   }
 }
 
-/* The start of the block that holds p, or NULL if p is past the blocks handed out. */
+/* The start of the block that holds p, or NULL if p is past the page's blocks. (Not
+ * capacity: the owner may be raising it while another thread frees.) */
 static vm_block_t *block_containing(vm_page_t *page, void *p) {
   uint8_t *area = vm_page_area(vm_segment_of(page), page);
   size_t offset = (size_t)((uint8_t *)p - area);
   size_t index = offset / page->block_size;
-  if (index >= page->capacity)
+  if (index >= page->reserved)
     return NULL;
   return (vm_block_t *)(area + index * page->block_size);
 }
@@ -329,4 +330,34 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
     page_unfull(heap, page);
   else if (page->used == 0)
     vm_page_retire(heap, page);
+}
+
+/* ---- invariants -------------------------------------------------------------------- */
+
+/* Counts a free list, checking each block lies on a block boundary below capacity. */
+static bool count_list(const vm_page_t *page, const vm_block_t *list, size_t *count) {
+  uint8_t *area = vm_page_area(vm_segment_of(page), page);
+  size_t n = 0;
+  for (const vm_block_t *b = list; b != NULL; b = b->next) {
+    size_t offset = (size_t)((const uint8_t *)b - area);
+    if ((const uint8_t *)b < area || offset % page->block_size != 0 ||
+        offset / page->block_size >= page->capacity || ++n > page->capacity)
+      return false;
+  }
+  *count = n;
+  return true;
+}
+
+/* A page's identities (see vm_page_t). For its owner thread, or a quiescent heap. */
+bool vm_page_is_valid(const vm_page_t *page) {
+  size_t free_count, local_count;
+  if (!page->in_use || page->slice_offset != 0 || page->capacity > page->reserved)
+    return false;
+  if (page->class_idx != 0 && (page->block_size != vm_class_size[page->class_idx] ||
+                               page->slice_count != vm_class_slices[page->class_idx]))
+    return false;
+  if (!count_list(page, page->free, &free_count) ||
+      !count_list(page, page->local_free, &local_count))
+    return false;
+  return page->used + free_count + local_count == page->capacity;
 }

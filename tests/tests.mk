@@ -34,7 +34,30 @@ build/tests/cpp/%: tests/cpp/%.cc libvmalloc.so
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O1 -g -pthread -Iinclude $< -o $@ $(LINK_VM)
 
-test-build: all $(UNIT_BIN) $(API_BIN) $(CPP_BIN)
+# Sanitizers on the internals (no libc names, so the sanitizers keep their own malloc):
+# every unit test under AddressSanitizer + UndefinedBehaviorSanitizer, and the threaded
+# unit test under ThreadSanitizer.
+ASAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+TSAN_FLAGS  := -fsanitize=thread
+ASAN_OBJ    := $(patsubst src/%.c,build/asan/%.o,$(CORE_SRC))
+TSAN_OBJ    := $(patsubst src/%.c,build/tsan/%.o,$(CORE_SRC))
+SAN_BIN     := $(patsubst tests/unit/%.c,build/tests/sanitize/asan-%,$(wildcard tests/unit/*.c)) \
+               build/tests/sanitize/tsan-test_threads
+
+build/asan/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAGS) -O1 -DVM_DEBUG=3 $(ASAN_FLAGS) -c $< -o $@
+build/tsan/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAGS) -O1 -DVM_DEBUG=3 $(TSAN_FLAGS) -c $< -o $@
+build/tests/sanitize/asan-%: tests/unit/%.c $(ASAN_OBJ) tests/unit/unit.h | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DVM_DEBUG=3 $(ASAN_FLAGS) $< $(ASAN_OBJ) -o $@ -lcmocka
+build/tests/sanitize/tsan-%: tests/unit/%.c $(TSAN_OBJ) tests/unit/unit.h | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DVM_DEBUG=3 $(TSAN_FLAGS) $< $(TSAN_OBJ) -o $@ -lcmocka
+
+test-build: all $(UNIT_BIN) $(API_BIN) $(CPP_BIN) $(SAN_BIN)
 
 test: check-deps test-build
 	@bash tests/run.sh

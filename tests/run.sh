@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs every test that `make test-build` built, each under a time limit, and the checks
+# that need no program of their own. Prints one line per test and a closing count.
+set -u
+cd "$(dirname "$0")/.."
+passed=0 failed=0 skipped=0
+failures=()
+
+record() { # name status(0 pass, 77 skip, else fail) [detail]
+  if [ "$2" -eq 0 ]; then
+    passed=$((passed + 1)); echo "PASS $1"
+  elif [ "$2" -eq 77 ]; then
+    skipped=$((skipped + 1)); echo "SKIP $1${3:+: $3}"
+  else
+    failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1${3:+: $3}"
+  fi
+}
+
+# Only the public API is exported.
+actual=$(nm -D --defined-only libvmalloc.so | awk '{print $3}' | sort)
+if diff <(echo "$actual") tests/exports.txt >/tmp/vmalloc-exports.$$ 2>&1; then
+  record exports 0
+else
+  record exports 1 "exported symbols differ from tests/exports.txt: $(tr '\n' ' ' </tmp/vmalloc-exports.$$)"
+fi
+rm -f /tmp/vmalloc-exports.$$
+
+# Only the OS layer calls the kernel's memory functions.
+offenders=$(grep -lE '\b(mmap|munmap|mremap|madvise|mprotect|mincore)[[:space:]]*\(' src/*.c | grep -v '^src/os.c$')
+if [ -z "$offenders" ]; then record os-layer 0; else record os-layer 1 "kernel memory calls outside src/os.c: $offenders"; fi
+
+run_binary() { # name timeout command...
+  local name=$1 limit=$2; shift 2
+  local log; log=$(mktemp)
+  timeout --kill-after=5 "$limit" "$@" >"$log" 2>&1
+  local status=$?
+  if [ $status -ne 0 ] && [ $status -ne 77 ]; then
+    tail -n 30 "$log" | sed 's/^/    /'
+    [ $status -eq 124 ] && record "$name" 1 "timed out after ${limit}s" || record "$name" 1 "exit status $status"
+  else
+    record "$name" $status
+  fi
+  rm -f "$log"
+}
+
+for bin in build/tests/unit/* build/tests/api/* build/tests/stress/* build/tests/death/* build/tests/cpp/*; do
+  [ -x "$bin" ] || continue
+  run_binary "${bin#build/tests/}" 300 "$bin"
+done
+
+# Sanitizer builds of the internals (unit tests under ASan+UBSan, a stress under TSan).
+if [ -d build/tests/sanitize ]; then
+  for bin in build/tests/sanitize/*; do
+    [ -x "$bin" ] || continue
+    run_binary "sanitize/${bin##*/}" 600 "$bin"
+  done
+fi
+
+# The benchmark workloads at tiny scale: same checksums on vmalloc and glibc.
+if grep -q '^bench-smoke:' bench/bench.mk 2>/dev/null; then
+  run_binary bench-smoke 600 make --no-print-directory bench-smoke
+fi
+
+# Real programs under LD_PRELOAD, compared with a glibc run.
+if [ -x tests/preload/run.sh ] && [ "${VMALLOC_SKIP_PRELOAD:-0}" != 1 ]; then
+  run_binary preload 1200 tests/preload/run.sh ./libvmalloc.so
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"
+if [ "$skipped" -gt 0 ]; then
+  echo "make test: $passed passed, $failed failed, $skipped skipped"
+else
+  echo "make test: $passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ]

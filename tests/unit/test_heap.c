@@ -1,0 +1,158 @@
+/* One thread's heap: invariants after random work, page retirement, large and huge
+ * blocks, and the census that mallinfo2 reports. */
+#include "unit.h"
+
+#include <string.h>
+
+#define SLOTS 2048
+
+static void random_work_keeps_the_heap_valid(void **state) {
+  (void)state;
+  static uint8_t *slots[SLOTS];
+  static size_t sizes[SLOTS];
+  uint64_t rng = 42;
+  for (int round = 0; round < 200000; round++) {
+    size_t i = unit_rand(&rng) % SLOTS;
+    if (slots[i] != NULL) {
+      for (size_t k = 0; k < sizes[i]; k++)
+        assert_int_equal(slots[i][k], (uint8_t)(i + k));
+      vm_free(slots[i]);
+      slots[i] = NULL;
+      continue;
+    }
+    size_t n = unit_rand(&rng) % 3000;
+    if (unit_rand(&rng) % 100 == 0)
+      n = unit_rand(&rng) % (VM_LARGE_MAX + 100000);
+    slots[i] = vm_malloc(n);
+    assert_non_null(slots[i]);
+    assert_int_equal((uintptr_t)slots[i] % VM_ALIGN, 0);
+    assert_true(vm_usable_size(slots[i]) >= n);
+    sizes[i] = n < 64 ? n : 64;
+    for (size_t k = 0; k < sizes[i]; k++)
+      slots[i][k] = (uint8_t)(i + k);
+    if (round % 10000 == 0)
+      assert_true(vm_heap_is_valid(vm_heap_tls));
+  }
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+  for (size_t i = 0; i < SLOTS; i++) {
+    vm_free(slots[i]);
+    slots[i] = NULL;
+  }
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+static void emptied_pages_go_back_except_the_current_one(void **state) {
+  (void)state;
+  enum { COUNT = 20000 }; /* 48-byte blocks: several pages */
+  static void *blocks[COUNT];
+  vm_census_t before, full, after;
+  vm_segment_census(&before);
+  for (int i = 0; i < COUNT; i++)
+    blocks[i] = vm_malloc(48);
+  vm_segment_census(&full);
+  assert_true(full.class_pages[vm_class_of(48)] >= before.class_pages[vm_class_of(48)] + 10);
+  for (int i = 0; i < COUNT; i++)
+    vm_free(blocks[i]);
+  vm_segment_census(&after);
+  assert_true(after.class_pages[vm_class_of(48)] <= 1);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+static void census_counts_live_bytes(void **state) {
+  (void)state;
+  enum { COUNT = 1000 };
+  static void *blocks[COUNT];
+  vm_census_t before, during, after;
+  vm_segment_census(&before);
+  for (int i = 0; i < COUNT; i++)
+    blocks[i] = vm_malloc(10240);
+  vm_segment_census(&during);
+  assert_int_equal(during.live_bytes - before.live_bytes, (size_t)COUNT * 10240);
+  for (int i = 0; i < COUNT; i++)
+    vm_free(blocks[i]);
+  vm_segment_census(&after);
+  assert_int_equal(after.live_bytes, before.live_bytes);
+}
+
+static void large_blocks_reuse_their_slices(void **state) {
+  (void)state;
+  void *first = vm_malloc(VM_MEDIUM_MAX + 1);
+  assert_non_null(first);
+  assert_int_equal((uintptr_t)first % VM_SLICE_SIZE, 0);
+  assert_int_equal(vm_usable_size(first), 3 * VM_SLICE_SIZE);
+  vm_free(first);
+  size_t calls = atomic_load(&vm_os_stats.mmap_calls);
+  for (int i = 0; i < 1000; i++) {
+    void *p = vm_malloc(VM_LARGE_MAX);
+    assert_non_null(p);
+    memset(p, 1, 4096);
+    vm_free(p);
+  }
+  assert_int_equal(atomic_load(&vm_os_stats.mmap_calls), calls);
+}
+
+static void huge_blocks_have_their_own_mapping(void **state) {
+  (void)state;
+  vm_census_t before, during;
+  vm_segment_census(&before);
+  uint8_t *p = vm_malloc(VM_LARGE_MAX + 1);
+  assert_non_null(p);
+  vm_segment_census(&during);
+  assert_int_equal(during.huge_blocks, before.huge_blocks + 1);
+  assert_true(vm_usable_size(p) >= VM_LARGE_MAX + 1);
+  p[VM_LARGE_MAX] = 7;
+  uint8_t *q = vm_realloc(p, 64 << 20);
+  assert_non_null(q);
+  assert_int_equal(q[VM_LARGE_MAX], 7);
+  assert_true(vm_usable_size(q) >= (64u << 20));
+  q = vm_realloc(q, 3 << 20);
+  assert_int_equal(q[VM_LARGE_MAX], 7);
+  vm_free(q);
+  vm_census_t after;
+  vm_segment_census(&after);
+  assert_int_equal(after.huge_blocks, before.huge_blocks);
+  assert_int_equal(after.huge_bytes, before.huge_bytes);
+}
+
+static void aligned_blocks_at_every_alignment(void **state) {
+  (void)state;
+  for (size_t align = 1; align <= ((size_t)16 << 20); align *= 2) {
+    size_t sizes[] = {0, 1, align - 1, align, align + 1, 3 * align, 100000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      if (sizes[i] > ((size_t)64 << 20))
+        continue;
+      uint8_t *p = vm_heap_malloc_aligned(vm_heap_for_thread(), sizes[i], align);
+      assert_non_null(p);
+      assert_int_equal((uintptr_t)p % align, 0);
+      assert_true(vm_usable_size(p) >= sizes[i]);
+      if (sizes[i] > 0)
+        p[sizes[i] - 1] = 1;
+      vm_free(p);
+    }
+  }
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+static void small_alignment_costs_no_extra_class(void **state) {
+  (void)state;
+  /* a 4 KiB block at 4 KiB alignment must not cost 8 KiB */
+  void *p = vm_aligned_alloc(4096, 4096);
+  assert_int_equal(vm_usable_size(p), 4096);
+  vm_free(p);
+  p = vm_aligned_alloc(64, 100);
+  assert_int_equal(vm_usable_size(p), 128);
+  vm_free(p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(random_work_keeps_the_heap_valid),
+      cmocka_unit_test(emptied_pages_go_back_except_the_current_one),
+      cmocka_unit_test(census_counts_live_bytes),
+      cmocka_unit_test(large_blocks_reuse_their_slices),
+      cmocka_unit_test(huge_blocks_have_their_own_mapping),
+      cmocka_unit_test(aligned_blocks_at_every_alignment),
+      cmocka_unit_test(small_alignment_costs_no_extra_class),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

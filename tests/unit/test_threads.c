@@ -1,0 +1,136 @@
+/* Threads against the internals: cross-thread frees into full and current pages, heaps of
+ * exited threads abandoned and adopted, and a mixed stress that also runs under TSan. */
+#include "unit.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { BLOCKS = 20000 };
+
+static void *allocate_and_exit(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < BLOCKS; i++) {
+    blocks[i] = vm_malloc(32 + (size_t)(i % 7) * 100);
+    memset(blocks[i], 0x5a, 32);
+  }
+  return NULL;
+}
+
+static void *free_all(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < BLOCKS; i++)
+    vm_free(blocks[i]);
+  return NULL;
+}
+
+static void blocks_freed_by_another_thread_come_back(void **state) {
+  (void)state;
+  static void *blocks[BLOCKS];
+  vm_census_t before, after;
+  vm_segment_census(&before);
+  for (int round = 0; round < 5; round++) {
+    for (int i = 0; i < BLOCKS; i++)
+      blocks[i] = vm_malloc(48);
+    pthread_t t;
+    pthread_create(&t, NULL, free_all, blocks);
+    pthread_join(t, NULL);
+  }
+  /* the remote frees are collected when this heap needs pages again */
+  for (int i = 0; i < BLOCKS; i++)
+    blocks[i] = vm_malloc(48);
+  for (int i = 0; i < BLOCKS; i++)
+    vm_free(blocks[i]);
+  vm_segment_census(&after);
+  assert_true(after.class_pages[vm_class_of(48)] <= before.class_pages[vm_class_of(48)] + 1);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+static void heaps_of_exited_threads_are_adopted(void **state) {
+  (void)state;
+  static void *blocks[BLOCKS];
+  pthread_t t;
+  pthread_create(&t, NULL, allocate_and_exit, blocks);
+  pthread_join(t, NULL);
+  vm_census_t census;
+  vm_segment_census(&census);
+  assert_true(census.abandoned_segments >= 1);
+  /* half freed while abandoned (remote pushes), then adopted, then the rest freed */
+  for (int i = 0; i < BLOCKS; i += 2)
+    vm_free(blocks[i]);
+  vm_purge_collect(false);
+  vm_segment_census(&census);
+  assert_int_equal(census.abandoned_segments, 0);
+  for (int i = 0; i < BLOCKS; i += 2)
+    blocks[i] = NULL;
+  for (int i = 1; i < BLOCKS; i += 2) {
+    assert_int_equal(*(unsigned char *)blocks[i], 0x5a);
+    vm_free(blocks[i]);
+  }
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+/* Mixed stress: every thread allocates, writes, and passes blocks around a ring of
+ * mailboxes, so most frees are remote; contents are checked before every free. */
+enum { THREADS = 6, MAILBOX = 512, ROUNDS = 60000 };
+static _Atomic(uint8_t *) mailbox[THREADS][MAILBOX];
+
+static void check_and_free(uint8_t *p) {
+  size_t n = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16;
+  for (size_t k = 3; k < n && k < 256; k++)
+    if (p[k] != (uint8_t)(n + k))
+      abort();
+  vm_free(p);
+}
+
+static void *ring_worker(void *arg) {
+  uintptr_t self = (uintptr_t)arg;
+  uint64_t rng = self + 1;
+  for (int round = 0; round < ROUNDS; round++) {
+    size_t n = 3 + unit_rand(&rng) % 2000;
+    if (unit_rand(&rng) % 500 == 0)
+      n = 3 + unit_rand(&rng) % (3 << 20);
+    uint8_t *p = vm_malloc(n);
+    if (p == NULL)
+      abort();
+    p[0] = (uint8_t)n;
+    p[1] = (uint8_t)(n >> 8);
+    p[2] = (uint8_t)(n >> 16);
+    for (size_t k = 3; k < n && k < 256; k++)
+      p[k] = (uint8_t)(n + k);
+    size_t target = (self + 1 + unit_rand(&rng) % (THREADS - 1)) % THREADS;
+    uint8_t *old = atomic_exchange(&mailbox[target][unit_rand(&rng) % MAILBOX], p);
+    if (old != NULL)
+      check_and_free(old);
+  }
+  return NULL;
+}
+
+static void threads_passing_blocks_around(void **state) {
+  (void)state;
+  pthread_t threads[THREADS];
+  for (uintptr_t i = 0; i < THREADS; i++)
+    pthread_create(&threads[i], NULL, ring_worker, (void *)i);
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(threads[i], NULL);
+  for (int t = 0; t < THREADS; t++)
+    for (int i = 0; i < MAILBOX; i++) {
+      uint8_t *p = atomic_exchange(&mailbox[t][i], NULL);
+      if (p != NULL)
+        check_and_free(p);
+    }
+  vm_purge_collect(false);
+  vm_census_t census;
+  vm_segment_census(&census);
+  assert_int_equal(census.abandoned_segments, 0);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(blocks_freed_by_another_thread_come_back),
+      cmocka_unit_test(heaps_of_exited_threads_are_adopted),
+      cmocka_unit_test(threads_passing_blocks_around),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
