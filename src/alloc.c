@@ -49,7 +49,7 @@ void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
 }
 
 /* The calling thread's heap (made on first use), or the backup heap under its lock. */
-static VM_NOINLINE void *alloc_slow(size_t n, size_t alignment) {
+VM_NOINLINE void *vm_alloc_slow(size_t n, size_t alignment) {
   vm_heap_t *heap = vm_heap_for_thread();
   void *p;
   if (vm_likely(heap != NULL)) {
@@ -64,21 +64,9 @@ static VM_NOINLINE void *alloc_slow(size_t n, size_t alignment) {
   return p;
 }
 
-/* ---- malloc and free: the fast paths ----------------------------------------------- */
+/* ---- malloc and free (their fast paths are inline, in internal.h) ------------------ */
 
-void *vm_malloc(size_t n) {
-  vm_heap_t *heap = vm_heap_tls;
-  if (vm_likely(n <= VM_DIRECT_MAX)) {
-    vm_page_t *page = heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN];
-    vm_block_t *block = page->free;
-    if (vm_likely(block != NULL)) {
-      page->free = block->next;
-      page->used++;
-      return block;
-    }
-  }
-  return alloc_slow(n, 0);
-}
+void *vm_malloc(size_t n) { return vm_malloc_fast(n); }
 
 /* free() of a pointer whose segment is not registered: NULL, a block aligned to a segment
  * or more, or a pointer that is not ours. */
@@ -94,7 +82,7 @@ static VM_NOINLINE void free_unregistered(void *p) {
 }
 
 /* Everything else free does, keeping errno as it was (munmap and madvise may set it). */
-static VM_NOINLINE void free_slow(vm_page_t *page, void *p, bool retire) {
+VM_NOINLINE void vm_free_slow(vm_page_t *page, void *p, bool retire) {
   int saved = errno;
   if (retire)
     vm_page_retire(vm_heap_tls, page);
@@ -105,24 +93,7 @@ static VM_NOINLINE void free_slow(vm_page_t *page, void *p, bool retire) {
   errno = saved;
 }
 
-void vm_free(void *p) {
-  vm_segment_t *segment = vm_segment_of(p);
-  if (vm_unlikely(!vm_registry_contains(segment))) {
-    free_slow(NULL, p, false);
-    return;
-  }
-  vm_page_t *page = vm_page_of(segment, p);
-  if (vm_likely(atomic_load_explicit(&page->owner, memory_order_relaxed) ==
-                (uintptr_t)vm_heap_tls)) {
-    vm_block_t *block = p;
-    block->next = page->local_free;
-    page->local_free = block;
-    if (vm_unlikely(--page->used == 0))
-      free_slow(page, p, true);
-    return;
-  }
-  free_slow(page, p, false);
-}
+void vm_free(void *p) { vm_free_fast(p); }
 
 /* ---- the rest of the family -------------------------------------------------------- */
 
@@ -174,6 +145,10 @@ void *vm_realloc(void *p, size_t n) {
     vm_free(p);
     return NULL;
   }
+  if (n > VM_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
   vm_segment_t *segment = NULL;
   size_t usable = usable_size_checked(p, "realloc()", &segment);
   if (usable == 0)
@@ -214,7 +189,7 @@ static void *aligned(size_t alignment, size_t n) {
       errno = ENOMEM;
     return p;
   }
-  return alloc_slow(n, alignment);
+  return vm_alloc_slow(n, alignment);
 }
 
 int vm_posix_memalign(void **out, size_t alignment, size_t n) {

@@ -84,6 +84,7 @@ static void thread_exit(void *arg) {
   vm_heap_tls = &vm_heap_empty;
   thread_state = THREAD_EXITED;
   vm_heap_collect_pages(heap, true);
+  vm_heap_unpin_all(heap);
   vm_segment_abandon_all(heap);
   heap_reset(heap);
   vm_lock(&heaps_lock);
@@ -159,7 +160,7 @@ bool vm_heap_is_valid(const vm_heap_t *heap) {
     const vm_page_queue_t *queue = &heap->queues[c];
     const vm_page_t *prev = NULL;
     for (const vm_page_t *page = queue->first; page != NULL; page = page->next) {
-      if (page->prev != prev || page->class_idx != c ||
+      if (page->prev != prev || page->class_idx != c || page->pinned != (prev == NULL) ||
           atomic_load_explicit(&page->owner, memory_order_relaxed) != (uintptr_t)heap ||
           !vm_page_is_valid(page))
         return false;

@@ -62,7 +62,9 @@ VM_INLINE vm_segment_t *vm_segment_of(const void *p) {
 
 /* The page descriptor that owns p: slices inside a multi-slice page point back. */
 VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
-  vm_page_t *slice = &segment->pages[((uintptr_t)p - (uintptr_t)segment) >> VM_SLICE_SHIFT];
+  /* (p - segment) >> VM_SLICE_SHIFT descriptors of 64 bytes, without the subtraction */
+  uintptr_t offset = ((uintptr_t)p >> (VM_SLICE_SHIFT - 6)) & ((uintptr_t)(VM_SLICES - 1) << 6);
+  vm_page_t *slice = (vm_page_t *)((uint8_t *)segment->pages + offset);
   return slice - slice->slice_offset;
 }
 
@@ -148,6 +150,7 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page);
 bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page);
 void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page);
 void vm_heap_collect_pages(vm_heap_t *heap, bool force);
+void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
 
 /* ---- heap.c ------------------------------------------------------------------------ */
@@ -177,6 +180,8 @@ bool vm_purge_collect(bool force);
 int vm_purge_trim(size_t pad);
 
 /* ---- alloc.c ----------------------------------------------------------------------- */
+void *vm_alloc_slow(size_t n, size_t alignment);
+void vm_free_slow(vm_page_t *page, void *p, bool retire);
 void *vm_malloc(size_t n);
 void vm_free(void *p);
 void *vm_calloc(size_t count, size_t size);
@@ -192,6 +197,42 @@ void vm_free_sized(void *p, size_t n);
 void vm_free_aligned_sized(void *p, size_t alignment, size_t n);
 void *vm_heap_malloc(vm_heap_t *heap, size_t n);
 void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment);
+
+/* The malloc fast path: TLS heap, direct table, pop. Everything else is vm_alloc_slow. */
+VM_INLINE void *vm_malloc_fast(size_t n) {
+  vm_heap_t *heap = vm_heap_tls;
+  if (vm_likely(n <= VM_DIRECT_MAX)) {
+    vm_page_t *page = heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN];
+    vm_block_t *block = page->free;
+    if (vm_likely(block != NULL)) {
+      page->free = block->next;
+      page->used++;
+      return block;
+    }
+  }
+  return vm_alloc_slow(n, 0);
+}
+
+/* The free fast path: a registered segment, a page owned by this thread's heap with no
+ * flag set (one compare), push. Everything else is vm_free_slow. */
+VM_INLINE void vm_free_fast(void *p) {
+  vm_segment_t *segment = vm_segment_of(p);
+  if (vm_unlikely(!vm_registry_contains(p))) {
+    vm_free_slow(NULL, p, false);
+    return;
+  }
+  vm_page_t *page = vm_page_of(segment, p);
+  if (vm_likely(atomic_load_explicit(&page->owner, memory_order_relaxed) ==
+                (uintptr_t)vm_heap_tls)) {
+    vm_block_t *block = p;
+    block->next = page->free;
+    page->free = block;
+    if (vm_unlikely(--page->used == 0))
+      vm_free_slow(page, p, true);
+    return;
+  }
+  vm_free_slow(page, p, false);
+}
 
 /* ---- init.c ------------------------------------------------------------------------ */
 void vm_init_process(void); /* idempotent; cheap after the first call */

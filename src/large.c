@@ -16,9 +16,10 @@ void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
   if (page == NULL)
     return NULL;
   page->class_idx = 0;
-  page->block_size = slices * VM_SLICE_SIZE;
+  page->block_size = (uint32_t)(slices * VM_SLICE_SIZE);
+  page->pinned = 0;
   page->reserved = page->capacity = page->used = 1;
-  page->free = page->local_free = NULL;
+  page->free = NULL;
   page->next = page->prev = NULL;
   /* its one block is out: FULL, with the notify duty armed for a remote free */
   atomic_store_explicit(&page->thread_free, VM_THREAD_FREE_NOTIFY, memory_order_relaxed);
@@ -41,7 +42,8 @@ void *vm_huge_malloc(size_t n, size_t alignment) {
   page->class_idx = 0;
   page->in_use = 1;
   page->slice_count = 1;
-  page->block_size = segment->size - offset;
+  page->block_size = 0; /* the segment knows the size */
+  page->pinned = 0;
   page->reserved = page->capacity = page->used = 1;
   atomic_store_explicit(&page->owner, VM_PAGE_HUGE, memory_order_relaxed);
   return block;
@@ -79,7 +81,6 @@ void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
     p = (uint8_t *)segment + offset;
   }
   segment->size = new_size;
-  vm_page_of(segment, p)->block_size = new_size - offset;
   vm_segment_huge_resized(old_size, new_size);
   return p;
 }

@@ -11,8 +11,8 @@
 #define VM_EXPORT __attribute__((visibility("default")))
 #define VM_ALIAS(name) __attribute__((alias(#name), copy(name), visibility("default")))
 
-VM_EXPORT void *malloc(size_t n) { return vm_malloc(n); }
-VM_EXPORT void free(void *p) { vm_free(p); }
+VM_EXPORT void *malloc(size_t n) { return vm_malloc_fast(n); }
+VM_EXPORT void free(void *p) { vm_free_fast(p); }
 VM_EXPORT void *calloc(size_t count, size_t size) { return vm_calloc(count, size); }
 VM_EXPORT void *realloc(void *p, size_t n) { return vm_realloc(p, n); }
 VM_EXPORT void *reallocarray(void *p, size_t count, size_t size) {

@@ -9,16 +9,49 @@
 
 /* ---- class queues ------------------------------------------------------------------ */
 
+/* The current page (the first of its queue) holds one extra count in `used`. */
+static void pin(vm_page_t *page) {
+  page->pinned = 1;
+  page->used++;
+}
+static void unpin(vm_page_t *page) {
+  page->pinned = 0;
+  page->used--;
+}
+
+static void queue_unlink(vm_page_queue_t *queue, vm_page_t *page) {
+  if (page->prev != NULL)
+    page->prev->next = page->next;
+  else
+    queue->first = page->next;
+  if (page->next != NULL)
+    page->next->prev = page->prev;
+  else
+    queue->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+/* Makes page the current page of its class. The page it displaces is full in every path
+ * that gets here, but if it is empty after all it goes back to its segment. */
 static void queue_push_front(vm_heap_t *heap, vm_page_t *page) {
   vm_page_queue_t *queue = &heap->queues[page->class_idx];
+  vm_page_t *displaced = queue->first;
   page->prev = NULL;
-  page->next = queue->first;
-  if (queue->first != NULL)
-    queue->first->prev = page;
+  page->next = displaced;
+  if (displaced != NULL)
+    displaced->prev = page;
   else
     queue->last = page;
   queue->first = page;
+  pin(page);
   vm_heap_direct_update(heap, page->class_idx);
+  if (displaced != NULL) {
+    unpin(displaced);
+    if (displaced->used == 0) {
+      queue_unlink(queue, displaced);
+      vm_segment_page_free(heap, displaced);
+    }
+  }
 }
 
 static void queue_push_back(vm_heap_t *heap, vm_page_t *page) {
@@ -33,20 +66,24 @@ static void queue_push_back(vm_heap_t *heap, vm_page_t *page) {
   queue->last = page;
 }
 
+/* Takes page off its queue; if it was the current page, the next one becomes current. */
 void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page) {
   vm_page_queue_t *queue = &heap->queues[page->class_idx];
   bool was_first = queue->first == page;
-  if (page->prev != NULL)
-    page->prev->next = page->next;
-  else
-    queue->first = page->next;
-  if (page->next != NULL)
-    page->next->prev = page->prev;
-  else
-    queue->last = page->prev;
-  page->next = page->prev = NULL;
-  if (was_first)
+  queue_unlink(queue, page);
+  if (was_first) {
+    unpin(page);
+    if (queue->first != NULL)
+      pin(queue->first);
     vm_heap_direct_update(heap, page->class_idx);
+  }
+}
+
+/* Gives up the current pages' pins, for a heap that is going away. */
+void vm_heap_unpin_all(vm_heap_t *heap) {
+  for (unsigned c = 1; c <= VM_CLASS_COUNT; c++)
+    if (heap->queues[c].first != NULL)
+      unpin(heap->queues[c].first);
 }
 
 /* ---- page state -------------------------------------------------------------------- */
@@ -61,10 +98,11 @@ static void set_owner(vm_page_t *page, uintptr_t owner) {
 void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->class_idx = (uint8_t)class_idx;
   page->block_size = vm_class_size[class_idx];
-  page->reserved = (uint32_t)(page->slice_count * VM_SLICE_SIZE / page->block_size);
+  page->reserved = (uint16_t)(page->slice_count * VM_SLICE_SIZE / page->block_size);
   page->capacity = 0;
   page->used = 0;
-  page->free = page->local_free = NULL;
+  page->pinned = 0;
+  page->free = NULL;
   page->next = page->prev = NULL;
   atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
   set_owner(page, (uintptr_t)heap);
@@ -76,32 +114,19 @@ static void page_extend(vm_page_t *page) {
   size_t count = EXTEND_BYTES / size;
   if (count < EXTEND_MIN_BLOCKS)
     count = EXTEND_MIN_BLOCKS;
-  if (count > page->reserved - page->capacity)
-    count = page->reserved - page->capacity;
+  if (count > (size_t)(page->reserved - page->capacity))
+    count = (size_t)(page->reserved - page->capacity);
   uint8_t *first = vm_page_area(vm_segment_of(page), page) + (size_t)page->capacity * size;
   uint8_t *last = first + (count - 1) * size;
   for (uint8_t *b = first; b < last; b += size)
     ((vm_block_t *)b)->next = (vm_block_t *)(b + size);
   ((vm_block_t *)last)->next = page->free;
   page->free = (vm_block_t *)first;
-  page->capacity += (uint32_t)count;
+  page->capacity += (uint16_t)count;
 }
 
-/* Moves the blocks freed locally and remotely onto the free list; returns how many blocks
- * other threads had freed. */
+/* Moves the blocks other threads freed onto the free list; returns how many. */
 size_t vm_page_collect(vm_page_t *page) {
-  if (page->local_free != NULL) {
-    if (page->free == NULL) {
-      page->free = page->local_free;
-    } else {
-      vm_block_t *tail = page->local_free;
-      while (tail->next != NULL)
-        tail = tail->next;
-      tail->next = page->free;
-      page->free = page->local_free;
-    }
-    page->local_free = NULL;
-  }
   /* A non-empty remote list never carries the notify bit: the push that filled it
    * cleared it. So taking everything and leaving 0 behind is right. */
   if (atomic_load_explicit(&page->thread_free, memory_order_relaxed) <= VM_THREAD_FREE_NOTIFY)
@@ -117,7 +142,7 @@ size_t vm_page_collect(vm_page_t *page) {
   tail->next = page->free;
   page->free = list;
   vm_assert(1, page->used >= count);
-  page->used -= (uint32_t)count;
+  page->used -= (uint16_t)count;
   return count;
 }
 
@@ -177,6 +202,7 @@ bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page) {
 /* Takes over a page of an adopted segment: everything freed into it comes home, and it
  * goes on a queue, stays FULL, or (empty) goes back to the segment. */
 void vm_page_adopt(vm_heap_t *heap, vm_page_t *page) {
+  vm_assert(1, !page->pinned);
   set_owner(page, (uintptr_t)heap);
   vm_page_collect(page);
   /* the notify bit of an abandoned FULL page is ours to clear now */
@@ -205,7 +231,7 @@ void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
     for (vm_page_t *page = heap->queues[c].first, *next; page != NULL; page = next) {
       next = page->next;
       vm_page_collect(page);
-      if (page->used == 0 && (force || page != heap->queues[c].first)) {
+      if (page->used == page->pinned && (force || !page->pinned)) {
         vm_page_queue_remove(heap, page);
         vm_segment_page_free(heap, page);
       }
@@ -258,11 +284,10 @@ void *vm_page_malloc_slow(vm_heap_t *heap, size_t n) {
 
 /* ---- free, other than the fast path ------------------------------------------------ */
 
-/* A page whose last block came back: kept if it is the current page of its class (so a
- * loop of one malloc and one free does not map and unmap), otherwise given back. */
+/* A page whose last block came back goes back to its segment. (The current page of a
+ * class never gets here: its pin keeps `used` above 0.) */
 void vm_page_retire(vm_heap_t *heap, vm_page_t *page) {
-  if (page->class_idx != 0 && heap->queues[page->class_idx].first == page)
-    return;
+  vm_assert(1, !page->pinned);
   if (page->class_idx != 0)
     vm_page_queue_remove(heap, page);
   vm_segment_page_free(heap, page);
@@ -323,8 +348,8 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
     free_remote(page, block);
     return;
   }
-  block->next = page->local_free;
-  page->local_free = block;
+  block->next = page->free;
+  page->free = block;
   page->used--;
   if (owner & VM_PAGE_FULL)
     page_unfull(heap, page);
@@ -350,14 +375,13 @@ static bool count_list(const vm_page_t *page, const vm_block_t *list, size_t *co
 
 /* A page's identities (see vm_page_t). For its owner thread, or a quiescent heap. */
 bool vm_page_is_valid(const vm_page_t *page) {
-  size_t free_count, local_count;
+  size_t free_count;
   if (!page->in_use || page->slice_offset != 0 || page->capacity > page->reserved)
     return false;
   if (page->class_idx != 0 && (page->block_size != vm_class_size[page->class_idx] ||
                                page->slice_count != vm_class_slices[page->class_idx]))
     return false;
-  if (!count_list(page, page->free, &free_count) ||
-      !count_list(page, page->local_free, &local_count))
+  if (!count_list(page, page->free, &free_count))
     return false;
-  return page->used + free_count + local_count == page->capacity;
+  return page->pinned <= 1 && page->used - page->pinned + free_count == page->capacity;
 }

@@ -58,10 +58,8 @@ void vm_malloc_stats(void) {
 
 /* glibc's malloc_info XML shape: one heap, a <size> line per class in use. */
 int vm_malloc_info(int options, FILE *fp) {
-  if (options != 0) {
-    errno = EINVAL;
-    return -1;
-  }
+  if (options != 0)
+    return EINVAL; /* as glibc does: the error is the return value */
   vm_census_t c;
   vm_segment_census(&c);
   char buf[256];

@@ -29,30 +29,35 @@ typedef struct vm_block_s {
 
 /* One page: a run of slices serving one size class (or one large block).
  * Invariants, for a page in use:
- *   used = blocks handed out and not yet returned to `free` or `local_free`
- *          (blocks on thread_free still count as used until collected);
- *   used + |free| + |local_free| = capacity <= reserved;
+ *   used = blocks handed out and not yet back on `free` (blocks on thread_free still
+ *          count until collected), plus 1 while the page is the
+ *          current page of its class (`pinned`): so a current page never reaches 0 on
+ *          the free fast path, and a malloc/free loop on it never leaves the fast path;
+ *   used - pinned + |free| = capacity <= reserved;
  *   blocks [capacity, reserved) have never been handed out and are not on any list.
  * The owner thread alone touches everything except thread_free, which any thread may push
  * onto (one atomic CAS) and only the owner takes (one atomic exchange). While the page's
  * segment is abandoned, "owner" means whoever holds the segment. Only the head descriptor
- * of a run is meaningful; the others carry slice_offset back to it. */
+ * of a run is meaningful; the others carry slice_offset back to it. 64 bytes: one cache
+ * line, and free finds it with a shift. */
 struct vm_page_s {
   _Atomic(uintptr_t) owner;        /* owning heap | VM_PAGE_* flags; 0 while free */
-  vm_block_t *free;                /* the owner allocates from here */
-  vm_block_t *local_free;          /* the owner frees here */
+  vm_block_t *free;                /* the owner allocates from and frees to here (LIFO) */
+  uintptr_t reserved_word;         /* spare: keeps the descriptor at one cache line */
   _Atomic(uintptr_t) thread_free;  /* other threads free here | VM_THREAD_FREE_NOTIFY */
-  uint32_t used;
-  uint32_t capacity;
-  uint32_t reserved;
-  uint8_t class_idx;  /* 0: a single large block */
-  uint8_t in_use;     /* 1 from page allocation to page free */
+  uint16_t used;
+  uint16_t capacity;
+  uint16_t reserved;
+  uint8_t class_idx;    /* 0: a single large or huge block */
+  uint8_t in_use;       /* 1 from page allocation to page free */
   uint8_t slice_count;
   uint8_t slice_offset; /* descriptors from this one back to the head of its run */
-  size_t block_size;
-  vm_page_t *next; /* in the owner's class queue */
+  uint8_t pinned;       /* 1 while the current page of its class (see used) */
+  uint32_t block_size;  /* huge blocks: see the segment */
+  vm_page_t *next;      /* in the owner's class queue */
   vm_page_t *prev;
 };
+_Static_assert(sizeof(vm_page_t) == 64, "a page descriptor is one cache line");
 
 /* A class queue: pages with (probably) free blocks; the first is the current page. */
 typedef struct {
@@ -85,7 +90,7 @@ struct vm_segment_s {
   vm_segment_t *prev;
   vm_segment_t *all_next;           /* every normal segment, for the census */
   vm_segment_t *all_prev;
-  vm_page_t pages[64];
+  vm_page_t pages[64] __attribute__((aligned(64)));
 };
 
 #define VM_DIRECT_SLOTS 65 /* sizes 0..1024 in 16-byte steps */
