@@ -26,7 +26,7 @@ REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(CORE_SRC) src/override.c)
 DBG_OBJ  := $(patsubst src/%.c,build/dbg/%.o,$(CORE_SRC))
 HEADERS  := $(wildcard src/*.h src/*.def include/*.h)
 
-.PHONY: all test bench install uninstall clean check-deps bench-deps
+.PHONY: all test bench install uninstall clean check-deps bench-deps FORCE
 all: libvmalloc.so libvmalloc.a
 
 build/rel/%.o: src/%.c $(HEADERS) | build/rel
@@ -43,7 +43,7 @@ libvmalloc.a: $(REL_OBJ)
 build/libvmalloc-debug.a: $(DBG_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-vmalloc.pc: Makefile
+vmalloc.pc: FORCE
 	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: vmalloc\nDescription: %s\nVersion: %s\nLibs: -L$${libdir} -lvmalloc\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(LIBDIR)' '$(INCDIR)' 'drop-in replacement for the C heap' '$(VERSION)' > $@
 

@@ -29,6 +29,13 @@ rm -f /tmp/vmalloc-exports.$$
 offenders=$(grep -lE '\b(mmap|munmap|mremap|madvise|mprotect|mincore)[[:space:]]*\(' src/*.c | grep -v '^src/os.c$')
 if [ -z "$offenders" ]; then record os-layer 0; else record os-layer 1 "kernel memory calls outside src/os.c: $offenders"; fi
 
+# The README's option table matches src/options.def (name and default).
+missing_options=""
+while read -r name def; do
+  grep -qE "^\| \`VMALLOC_${name}\` \| ${def} \|" README.md || missing_options+=" VMALLOC_$name=$def"
+done < <(sed -nE 's/^VM_OPTION\(([A-Z_]+), *[a-z]+, *(-?[0-9]+),.*/\1 \2/p' src/options.def)
+if [ -z "$missing_options" ]; then record readme-options 0; else record readme-options 1 "README option table lacks:$missing_options"; fi
+
 run_binary() { # name timeout command...
   local name=$1 limit=$2; shift 2
   local log; log=$(mktemp)
