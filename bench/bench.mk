@@ -1,3 +1,49 @@
 # Benchmarks: see bench/README.md.
-bench: all
-	@bash bench/run.sh
+#
+#   make bench            every workload under vmalloc, glibc and the installed peers;
+#                         QUICK=1 for a one-minute run, REPS=N runs per cell,
+#                         BENCH_ARGS='--only jemalloc churn server' to narrow it down
+#   make bench-deps       install the peers (Debian)
+#   make bench-instr      instructions per malloc + free under callgrind
+#   make bench-smoke      every workload at a tiny scale, vmalloc's checksums against glibc's
+
+BENCH_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
+                -Wmissing-prototypes -pthread
+BENCH_BIN    := build/bench/workloads build/bench/runner build/bench/instr \
+                build/bench/libglibc-shim.so
+BENCH_RUN    := build/bench/runner
+BENCH_OPTS    = $(if $(filter 1 yes,$(QUICK)),--quick) $(if $(REPS),--reps $(REPS)) \
+                --vmalloc ./libvmalloc.so --vmalloc-version '$(VERSION)' $(BENCH_ARGS)
+
+.PHONY: bench bench-deps bench-instr bench-smoke bench-build
+
+bench: all bench-build
+	@$(BENCH_RUN) run $(BENCH_OPTS)
+
+bench-smoke: all bench-build
+	@$(BENCH_RUN) smoke --vmalloc ./libvmalloc.so $(BENCH_ARGS)
+
+bench-instr: all bench-build
+	@$(BENCH_RUN) instr --vmalloc ./libvmalloc.so --vmalloc-version '$(VERSION)' $(BENCH_ARGS)
+
+bench-deps:
+	apt-get install -y libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
+
+bench-build: $(BENCH_BIN)
+
+build/bench:
+	mkdir -p $@
+
+# The workloads are linked normally: the allocator under test comes from LD_PRELOAD.
+build/bench/workloads: bench/workloads.c | build/bench
+	$(CC) $(BENCH_CFLAGS) $< -o $@ -ldl
+
+build/bench/runner: bench/runner.c | build/bench
+	$(CC) $(BENCH_CFLAGS) -DMULTIARCH='"$(shell $(CC) -print-multiarch 2>/dev/null)"' $< -o $@ -lm
+
+# -fno-builtin: the compiler must not pair up and delete the malloc and free it counts.
+build/bench/instr: bench/instr.c | build/bench
+	$(CC) $(BENCH_CFLAGS) -fno-builtin $< -o $@
+
+build/bench/libglibc-shim.so: bench/glibc-shim.c | build/bench
+	$(CC) $(BENCH_CFLAGS) -shared -fPIC $< -o $@ -ldl

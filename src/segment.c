@@ -269,6 +269,8 @@ void vm_segment_note_notify(vm_segment_t *segment, vm_page_t *page) {
 static void collect_list(vm_heap_t *heap, vm_segment_t *list) {
   for (vm_segment_t *s = list, *next; s != NULL; s = next) {
     next = s->next; /* unfulling may free s */
+    if (atomic_load_explicit(&s->notify_pages, memory_order_seq_cst) == 0)
+      continue; /* the common case: a plain load, not a locked exchange */
     uint64_t bits = atomic_exchange_explicit(&s->notify_pages, 0, memory_order_seq_cst);
     while (bits != 0) {
       int i = __builtin_ctzll(bits);
