@@ -47,7 +47,7 @@ static void heap_reset(vm_heap_t *heap) {
   memset(heap->queues, 0, sizeof heap->queues);
   heap->segments_avail = heap->segments_full = NULL;
   atomic_store_explicit(&heap->notified, 0, memory_order_relaxed);
-  heap->refills = 0;
+  heap->purge_next_ms = 0;
 }
 
 /* A heap from the pool or a new one; NULL when no memory can be mapped. */

@@ -37,8 +37,8 @@ void vm_init_process(void) {
     return;
   int expected = INIT_NONE;
   if (atomic_compare_exchange_strong(&early_state, &expected, INIT_RUNNING)) {
-    vm_os_init();
     vm_options_init();
+    vm_os_init(vm_option(VM_OPTION_THP) != 0);
     vm_heap_process_init();
     atomic_store_explicit(&early_state, INIT_DONE, memory_order_release);
     return;

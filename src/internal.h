@@ -68,10 +68,7 @@ VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
   return slice - slice->slice_offset;
 }
 
-/* ---- lock (a spinlock: no allocation, trivially reset in a fork child) ------------- */
-typedef struct {
-  atomic_int held;
-} vm_lock_t;
+/* ---- lock (vm_lock_t is in types.h) ------------------------------------------------ */
 void vm_lock_slow(vm_lock_t *lock);
 VM_INLINE void vm_lock(vm_lock_t *lock) {
   int expected = 0;
@@ -84,12 +81,18 @@ VM_INLINE void vm_unlock(vm_lock_t *lock) {
 }
 
 /* ---- os.c -------------------------------------------------------------------------- */
-void vm_os_init(void);
+void vm_os_init(bool huge_pages);
 size_t vm_os_page_size(void);
-void *vm_os_reserve_aligned(size_t size, size_t alignment); /* NULL on failure */
-void *vm_os_map(size_t size);                              /* NULL on failure */
+int64_t vm_os_now_ms(void);
+bool vm_os_strict_commit(void);
+bool vm_os_huge_pages(void);
+void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve); /* NULL: failed */
+void *vm_os_map(size_t size);                                            /* NULL: failed */
 void vm_os_release(void *p, size_t size);
-bool vm_os_purge(void *p, size_t size, bool now);
+bool vm_os_commit(void *p, size_t size);
+bool vm_os_decommit(void *p, size_t size);
+vm_purge_result_t vm_os_purge(void *p, size_t size, bool now);
+void vm_os_advise_huge(void *p, size_t size);
 void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment);
 bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 size_t vm_os_resident_bytes(void *p, size_t size);
@@ -133,7 +136,9 @@ void vm_segment_note_notify(vm_segment_t *segment, vm_page_t *page);
 void vm_segment_collect_notified(vm_heap_t *heap);
 void vm_segment_census(vm_census_t *census);
 bool vm_segment_adopt_all(vm_heap_t *heap);
-size_t vm_segment_purge_free_slices(vm_heap_t *heap, bool now);
+void vm_segment_purge_tick(vm_heap_t *heap);
+void vm_segment_purge_shared(int64_t now, bool force);
+size_t vm_segment_purge_everything(bool force);
 void vm_segment_lock_all(void);
 void vm_segment_unlock_all(bool in_child);
 VM_INLINE uint8_t *vm_page_area(const vm_segment_t *segment, const vm_page_t *page) {

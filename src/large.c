@@ -8,6 +8,7 @@
 
 /* A run of slices holding one block of n bytes, aligned to `alignment` (<= 2 MiB). */
 void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
+  vm_segment_purge_tick(heap);
   if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
     vm_segment_collect_notified(heap);
   size_t slices = n == 0 ? 1 : (n + VM_SLICE_SIZE - 1) / VM_SLICE_SIZE;

@@ -3,8 +3,10 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 vm_os_stats_t vm_os_stats;
@@ -14,22 +16,57 @@ static size_t page_size = 4096;
 static _Atomic(uintptr_t) aligned_hint;
 /* MADV_FREE needs Linux 4.5; after one EINVAL we use MADV_DONTNEED for good. */
 static atomic_bool madv_free_unsupported;
+/* vm.overcommit_memory = 2: every writable private byte mapped is charged against the
+ * commit limit, so segments are reserved inaccessible and committed as they are used. */
+static bool strict_commit;
+static bool transparent_huge_pages;
 
 #define STAT_ADD(name, n) atomic_fetch_add_explicit(&vm_os_stats.name, (n), memory_order_relaxed)
 #define STAT_SUB(name, n) atomic_fetch_sub_explicit(&vm_os_stats.name, (n), memory_order_relaxed)
 
-/* Reads the page size from the auxiliary vector: it is not always 4 KiB. */
-void vm_os_init(void) {
+/* Reads a small decimal number from a /proc file without stdio; -1 if it can't. */
+static long read_proc_number(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  char buf[32];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0 || buf[0] < '0' || buf[0] > '9')
+    return -1;
+  long value = 0;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+    value = value * 10 + (buf[i] - '0');
+  return value;
+}
+
+/* Reads the page size from the auxiliary vector (it is not always 4 KiB) and the
+ * kernel's overcommit policy. */
+void vm_os_init(bool huge_pages) {
   unsigned long aux = getauxval(AT_PAGESZ);
   if (aux >= 4096 && vm_is_pow2(aux))
     page_size = aux;
+  strict_commit = read_proc_number("/proc/sys/vm/overcommit_memory") == 2;
+  transparent_huge_pages = huge_pages;
+}
+
+bool vm_os_strict_commit(void) { return strict_commit; }
+
+/* Milliseconds of a coarse monotonic clock: cheap enough for every slow path. */
+int64_t vm_os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 size_t vm_os_page_size(void) { return page_size; }
 
-static void *map_anonymous(void *hint, size_t size) {
+/* Maps address space: readable and writable, or under strict overcommit (when `reserve`
+ * asks for it) inaccessible and uncharged until vm_os_commit. */
+static void *map_anonymous(void *hint, size_t size, bool reserve) {
   STAT_ADD(mmap_calls, 1);
-  void *p = mmap(hint, size, PROT_READ | PROT_WRITE,
+  bool inaccessible = reserve && strict_commit;
+  void *p = mmap(hint, size, inaccessible ? PROT_NONE : PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
     return NULL;
@@ -46,14 +83,15 @@ static void unmap(void *p, size_t size) {
 }
 
 /* Maps size bytes (a multiple of the page size) of zeroed memory; NULL on failure. */
-void *vm_os_map(size_t size) { return map_anonymous(NULL, vm_align_up(size, page_size)); }
+void *vm_os_map(size_t size) { return map_anonymous(NULL, vm_align_up(size, page_size), false); }
 
-/* Maps size bytes aligned to alignment (a power of two >= the page size). */
-void *vm_os_reserve_aligned(size_t size, size_t alignment) {
+/* Maps size bytes aligned to alignment (a power of two >= the page size). With reserve
+ * and strict overcommit, the memory must be committed (vm_os_commit) before use. */
+void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve) {
   size = vm_align_up(size, page_size);
   uintptr_t hint = atomic_load_explicit(&aligned_hint, memory_order_relaxed);
   if (hint != 0) {
-    void *p = map_anonymous((void *)hint, size);
+    void *p = map_anonymous((void *)hint, size, reserve);
     if (p != NULL && ((uintptr_t)p & (alignment - 1)) == 0) {
       atomic_store_explicit(&aligned_hint, (uintptr_t)p + size, memory_order_relaxed);
       return p;
@@ -63,7 +101,7 @@ void *vm_os_reserve_aligned(size_t size, size_t alignment) {
   }
   if (size + alignment < size)
     return NULL;
-  uint8_t *raw = map_anonymous(NULL, size + alignment);
+  uint8_t *raw = map_anonymous(NULL, size + alignment, reserve);
   if (raw == NULL)
     return NULL;
   uint8_t *aligned = (uint8_t *)vm_align_up((uintptr_t)raw, alignment);
@@ -73,28 +111,63 @@ void *vm_os_reserve_aligned(size_t size, size_t alignment) {
   return aligned;
 }
 
+/* Asks for transparent huge pages on a range, when the option is on. */
+void vm_os_advise_huge(void *p, size_t size) {
+  if (transparent_huge_pages) {
+    STAT_ADD(madvise_calls, 1);
+    madvise(p, size, MADV_HUGEPAGE);
+  }
+}
+
+bool vm_os_huge_pages(void) { return transparent_huge_pages; }
+
+/* Makes reserved memory usable. Only strict overcommit needs a system call: mprotect
+ * charges the range against the commit limit, and may fail. */
+bool vm_os_commit(void *p, size_t size) {
+  if (!strict_commit)
+    return true;
+  STAT_ADD(mprotect_calls, 1);
+  return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+/* Gives back memory and, under strict overcommit, its commit charge: mapping the range
+ * anew, inaccessible, is what returns the charge (madvise does not). */
+bool vm_os_decommit(void *p, size_t size) {
+  if (!strict_commit)
+    return vm_os_purge(p, size, true) == VM_PURGE_DONE;
+  STAT_ADD(mmap_calls, 1);
+  if (mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+           0) == MAP_FAILED)
+    return false;
+  STAT_ADD(purged_bytes, size);
+  return true;
+}
+
 void vm_os_release(void *p, size_t size) { unmap(p, vm_align_up(size, page_size)); }
 
 /* Gives the pages' memory back. now=false: MADV_FREE, the kernel takes the pages when it
  * needs them; now=true: MADV_DONTNEED, resident memory falls at once and the pages read
- * back as zeros. Returns false if the kernel refused (e.g. locked pages). */
-bool vm_os_purge(void *p, size_t size, bool now) {
+ * back as zeros. VM_PURGE_REFUSED: the kernel said no (locked memory: mlock/mlockall). */
+vm_purge_result_t vm_os_purge(void *p, size_t size, bool now) {
   if (size == 0)
-    return true;
+    return VM_PURGE_DONE;
   STAT_ADD(madvise_calls, 1);
   if (!now && !atomic_load_explicit(&madv_free_unsupported, memory_order_relaxed)) {
     if (madvise(p, size, MADV_FREE) == 0) {
       STAT_ADD(purged_bytes, size);
-      return true;
+      return VM_PURGE_LAZY;
     }
     if (errno != EINVAL)
-      return false;
-    atomic_store_explicit(&madv_free_unsupported, true, memory_order_relaxed);
+      return VM_PURGE_REFUSED;
   }
-  if (madvise(p, size, MADV_DONTNEED) != 0)
-    return false;
+  if (madvise(p, size, MADV_DONTNEED) != 0) {
+    STAT_ADD(purge_refused_bytes, size);
+    return VM_PURGE_REFUSED; /* locked pages: EINVAL for both advices */
+  }
+  if (!now) /* MADV_FREE failed where MADV_DONTNEED works: an old kernel */
+    atomic_store_explicit(&madv_free_unsupported, true, memory_order_relaxed);
   STAT_ADD(purged_bytes, size);
-  return true;
+  return VM_PURGE_DONE;
 }
 
 /* Grows or shrinks a mapping without moving it; false if the neighbours are in the way. */
@@ -119,7 +192,7 @@ bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
 void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment) {
   old_size = vm_align_up(old_size, page_size);
   new_size = vm_align_up(new_size, page_size);
-  void *target = vm_os_reserve_aligned(new_size, alignment);
+  void *target = vm_os_reserve_aligned(new_size, alignment, false);
   if (target == NULL)
     return NULL;
   STAT_ADD(mremap_calls, 1);

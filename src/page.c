@@ -243,6 +243,7 @@ void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
 
 /* A page of class_idx with a free block, made the current page; NULL if out of memory. */
 static vm_page_t *find_page(vm_heap_t *heap, unsigned class_idx) {
+  vm_segment_purge_tick(heap);
   if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
     vm_segment_collect_notified(heap);
   vm_page_queue_t *queue = &heap->queues[class_idx];
@@ -291,6 +292,7 @@ void vm_page_retire(vm_heap_t *heap, vm_page_t *page) {
   if (page->class_idx != 0)
     vm_page_queue_remove(heap, page);
   vm_segment_page_free(heap, page);
+  vm_segment_purge_tick(heap);
 }
 
 /* Pushes a block onto another thread's page with one CAS. When the page is FULL and armed,

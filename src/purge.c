@@ -1,19 +1,20 @@
-/* When memory goes back to the kernel. For now on demand only: malloc_trim and
- * vmalloc_collect. A heap can purge only its own free slices (another thread may be
- * carving them), so trim works on the calling thread's heap, the segments of exited
- * threads (which it adopts) and the cache of empty segments. */
+/* When memory goes back to the kernel, on demand: malloc_trim and vmalloc_collect. (The
+ * schedule itself, delayed MADV_FREE escalating to MADV_DONTNEED, is in segment.c; the
+ * heaps' slow paths and the optional background thread drive it.) Purging another heap's
+ * free slices is safe: every change to a segment's slice masks happens under its lock. */
 #include "internal.h"
 
-/* Frees what the calling thread's heap holds empty and, with force, purges it with
- * MADV_DONTNEED and unmaps the empty segments. Returns true if memory was released. */
+/* Frees what the calling thread's heap holds empty, adopts the segments of exited
+ * threads, and purges free memory everywhere: with force at once and with
+ * MADV_DONTNEED, and unmapping the empty segments kept in the cache. Returns true if
+ * memory was released. */
 bool vm_purge_collect(bool force) {
   vm_heap_t *heap = vm_heap_tls;
-  bool released = false;
   if (heap != &vm_heap_empty) {
     vm_segment_adopt_all(heap);
     vm_heap_collect_pages(heap, force);
-    released = vm_segment_purge_free_slices(heap, force) > 0;
   }
+  bool released = vm_segment_purge_everything(force) > 0;
   if (force)
     released |= vm_segment_release_cache();
   return released;

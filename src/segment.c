@@ -61,7 +61,8 @@ static uint64_t all_usable_slices(void) {
 
 /* ---- making and unmaking segments -------------------------------------------------- */
 
-/* Resets a segment's header for a new owner: every usable slice free. */
+/* Resets a segment's header for a new owner: every usable slice free. The purge state
+ * (dirty, lazy, zero, committed) of a cached segment carries over. */
 static void segment_reset(vm_segment_t *segment, vm_heap_t *heap) {
   segment->kind = VM_SEGMENT_NORMAL;
   segment->live_pages = 0;
@@ -71,7 +72,40 @@ static void segment_reset(vm_segment_t *segment, vm_heap_t *heap) {
   segment->list = ON_NO_LIST;
 }
 
-/* A fresh or cached segment for heap, or NULL when the kernel has no memory for one. */
+static void all_list_remove(vm_segment_t *segment) {
+  if (segment->all_prev != NULL)
+    segment->all_prev->all_next = segment->all_next;
+  else
+    all_segments = segment->all_next;
+  if (segment->all_next != NULL)
+    segment->all_next->all_prev = segment->all_prev;
+}
+
+/* A fresh segment: only its header slice is committed; everything else reads as zero. */
+static vm_segment_t *segment_map(void) {
+  vm_segment_t *segment = vm_os_reserve_aligned(VM_SEGMENT_SIZE, VM_SEGMENT_SIZE, true);
+  if (segment == NULL)
+    return NULL;
+  if (!vm_os_commit(segment, VM_SLICE_SIZE)) {
+    vm_os_release(segment, VM_SEGMENT_SIZE);
+    return NULL;
+  }
+  vm_os_advise_huge(segment, VM_SEGMENT_SIZE);
+  segment->size = VM_SEGMENT_SIZE;
+  segment->zero_slices = all_usable_slices();
+  segment->committed_slices = 1; /* the header */
+  vm_lock(&segments_lock);
+  segment->all_prev = NULL;
+  segment->all_next = all_segments;
+  if (all_segments != NULL)
+    all_segments->all_prev = segment;
+  all_segments = segment;
+  vm_unlock(&segments_lock);
+  vm_registry_add(segment);
+  return segment;
+}
+
+/* A cached or fresh segment for heap, or NULL when the kernel has no memory for one. */
 static vm_segment_t *segment_obtain(vm_heap_t *heap) {
   vm_lock(&segments_lock);
   vm_segment_t *segment = cache;
@@ -80,43 +114,25 @@ static vm_segment_t *segment_obtain(vm_heap_t *heap) {
     cache_count--;
   }
   vm_unlock(&segments_lock);
-  if (segment == NULL) {
-    segment = vm_os_reserve_aligned(VM_SEGMENT_SIZE, VM_SEGMENT_SIZE);
-    if (segment == NULL)
-      return NULL;
-    segment->size = VM_SEGMENT_SIZE;
-    vm_lock(&segments_lock);
-    segment->all_prev = NULL;
-    segment->all_next = all_segments;
-    if (all_segments != NULL)
-      all_segments->all_prev = segment;
-    all_segments = segment;
-    vm_unlock(&segments_lock);
-    vm_registry_add(segment);
-  }
+  if (segment == NULL && (segment = segment_map()) == NULL)
+    return NULL;
   segment_reset(segment, heap);
   return segment;
 }
 
-/* An empty segment leaves its heap: into the cache, or back to the kernel. */
+/* An empty segment leaves its heap: into the cache (kept mapped for reuse and purged on
+ * the usual schedule, so it costs address space, not memory), or back to the kernel. */
 static void segment_release(vm_segment_t *segment) {
   vm_assert(1, segment->live_pages == 0);
   atomic_store_explicit(&segment->owner_heap, NULL, memory_order_release);
   vm_lock(&segments_lock);
   if (cache_count < (size_t)vm_option(VM_OPTION_SEGMENT_CACHE)) {
-    /* kept mapped for reuse; lazily purged, so it costs address space, not memory */
     list_push(&cache, segment, ON_CACHE);
     cache_count++;
     vm_unlock(&segments_lock);
-    vm_os_purge((uint8_t *)segment + VM_SLICE_SIZE, VM_SEGMENT_SIZE - VM_SLICE_SIZE, false);
     return;
   }
-  if (segment->all_prev != NULL)
-    segment->all_prev->all_next = segment->all_next;
-  else
-    all_segments = segment->all_next;
-  if (segment->all_next != NULL)
-    segment->all_next->all_prev = segment->all_prev;
+  all_list_remove(segment);
   vm_registry_remove(segment);
   vm_unlock(&segments_lock);
   vm_os_release(segment, segment->size);
@@ -129,12 +145,7 @@ bool vm_segment_release_cache(void) {
   cache = NULL;
   cache_count = 0;
   for (vm_segment_t *s = list; s != NULL; s = s->next) {
-    if (s->all_prev != NULL)
-      s->all_prev->all_next = s->all_next;
-    else
-      all_segments = s->all_next;
-    if (s->all_next != NULL)
-      s->all_next->all_prev = s->all_prev;
+    all_list_remove(s);
     vm_registry_remove(s);
   }
   vm_unlock(&segments_lock);
@@ -164,10 +175,53 @@ static int find_run(uint64_t free_slices, size_t count, size_t align) {
   return starts != 0 ? __builtin_ctzll(starts) : -1;
 }
 
+static uint64_t run_bits(int first, size_t count) {
+  return (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+}
+
+/* Calls fn(segment, first, count, arg) for each run of consecutive set bits in mask. */
+static void for_each_run(vm_segment_t *segment, uint64_t mask,
+                         void (*fn)(vm_segment_t *, int, int, void *), void *arg) {
+  while (mask != 0) {
+    int first = __builtin_ctzll(mask);
+    int end = first;
+    while (end < VM_SLICES && ((mask >> end) & 1))
+      end++;
+    fn(segment, first, end - first, arg);
+    mask &= end >= 64 ? 0 : ~(uint64_t)0 << end;
+  }
+}
+
+static uint8_t *slice_address(vm_segment_t *segment, int slice) {
+  return (uint8_t *)segment + (size_t)slice * VM_SLICE_SIZE;
+}
+
+static void commit_run(vm_segment_t *segment, int first, int count, void *failed) {
+  if (!vm_os_commit(slice_address(segment, first), (size_t)count * VM_SLICE_SIZE))
+    *(bool *)failed = true;
+  else
+    segment->committed_slices |= run_bits(first, (size_t)count);
+}
+
+/* Makes a page of `count` slices at `first`; NULL if they cannot be committed. */
 static vm_page_t *carve_page(vm_heap_t *heap, vm_segment_t *segment, int first, size_t count) {
-  uint64_t bits = (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+  uint64_t bits = run_bits(first, count);
   vm_assert(1, (segment->free_slices & bits) == bits);
+  vm_lock(&segment->lock);
+  if (vm_os_strict_commit() && (segment->committed_slices & bits) != bits) {
+    bool failed = false;
+    for_each_run(segment, bits & ~segment->committed_slices, commit_run, &failed);
+    if (failed) {
+      vm_unlock(&segment->lock);
+      return NULL;
+    }
+  }
+  bool zeroed = (segment->zero_slices & bits) == bits;
   segment->free_slices &= ~bits;
+  segment->dirty_slices &= ~bits;
+  segment->lazy_slices &= ~bits;
+  segment->zero_slices &= ~bits;
+  vm_unlock(&segment->lock);
   segment->live_pages++;
   vm_page_t *page = &segment->pages[first];
   for (size_t i = 0; i < count; i++) {
@@ -176,6 +230,7 @@ static vm_page_t *carve_page(vm_heap_t *heap, vm_segment_t *segment, int first, 
   }
   page->in_use = 1;
   page->slice_count = (uint8_t)count;
+  page->zeroed = zeroed;
   heap_list_update(heap, segment);
   return page;
 }
@@ -216,7 +271,7 @@ vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_sl
     for (vm_segment_t *s = heap->segments_avail; s != NULL; s = s->next) {
       int first = find_run(s->free_slices, slices, align_slices);
       if (first >= 0)
-        return carve_page(heap, s, first, slices);
+        return carve_page(heap, s, first, slices); /* NULL: out of commit charge */
     }
     /* Before growing: blocks other threads freed into our full pages, then the
      * segments of threads that exited. */
@@ -242,7 +297,13 @@ void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page) {
   memset(page, 0, sizeof *page);
   for (size_t i = 1; i < count; i++)
     segment->pages[first + (int)i].slice_offset = 0;
-  segment->free_slices |= (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
+  uint64_t bits = run_bits(first, count);
+  vm_lock(&segment->lock);
+  if (segment->dirty_slices == 0)
+    segment->dirty_since_ms = vm_os_now_ms();
+  segment->free_slices |= bits;
+  segment->dirty_slices |= bits;
+  vm_unlock(&segment->lock);
   segment->live_pages--;
   if (segment->live_pages == 0) {
     if (segment->list != ON_NO_LIST)
@@ -324,10 +385,10 @@ vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block
   size_t offset = vm_align_up(sizeof(vm_segment_t), alignment > page ? alignment : page);
   vm_segment_t *segment;
   if (offset < VM_SEGMENT_SIZE) {
-    segment = vm_os_reserve_aligned(offset + size, VM_SEGMENT_SIZE);
+    segment = vm_os_reserve_aligned(offset + size, VM_SEGMENT_SIZE, false);
   } else {
     /* block at an `alignment` boundary, header one segment below it */
-    uint8_t *raw = vm_os_reserve_aligned(alignment + size, alignment);
+    uint8_t *raw = vm_os_reserve_aligned(alignment + size, alignment, false);
     if (raw == NULL)
       return NULL;
     offset = VM_SEGMENT_SIZE;
@@ -420,24 +481,131 @@ bool vm_segment_adopt_all(vm_heap_t *heap) {
   return any;
 }
 
-/* Purges every run of free slices in heap's segments; returns the bytes purged. */
-size_t vm_segment_purge_free_slices(vm_heap_t *heap, bool now) {
-  size_t purged = 0;
-  vm_segment_t *lists[2] = {heap->segments_avail, heap->segments_full};
-  for (int l = 0; l < 2; l++) {
-    for (vm_segment_t *s = lists[l]; s != NULL; s = s->next) {
-      uint64_t free_slices = s->free_slices;
-      while (free_slices != 0) {
-        int first = __builtin_ctzll(free_slices);
-        int end = first;
-        while (end < VM_SLICES && (free_slices >> end) & 1)
-          end++;
-        size_t len = (size_t)(end - first) * VM_SLICE_SIZE;
-        if (vm_os_purge((uint8_t *)s + (size_t)first * VM_SLICE_SIZE, len, now))
-          purged += len;
-        free_slices &= end >= 64 ? 0 : ~(uint64_t)0 << end;
-      }
-    }
+/* The purge policy. Freed slices are dirty; after VMALLOC_PURGE_DELAY_MS they are purged
+ * with MADV_FREE (lazy: cheap, and the memory is still there if the heap wants it back
+ * before the kernel does); slices still lazy after VMALLOC_PURGE_ESCALATE_MS more are
+ * purged with MADV_DONTNEED, so resident memory really falls. A forced purge (trim) does
+ * the last step at once for everything free. Under strict overcommit the last step
+ * decommits, which also returns the commit charge. With transparent huge pages only
+ * whole free 2 MiB halves are purged, so no huge page is broken up. */
+typedef struct {
+  vm_purge_result_t wanted_lazy; /* the step being applied: lazy or done */
+  size_t purged;
+} purge_step_t;
+
+static void purge_run(vm_segment_t *segment, int first, int count, void *arg) {
+  purge_step_t *step = arg;
+  uint64_t bits = run_bits(first, (size_t)count);
+  size_t len = (size_t)count * VM_SLICE_SIZE;
+  uint8_t *p = slice_address(segment, first);
+  vm_purge_result_t result;
+  if (step->wanted_lazy == VM_PURGE_LAZY)
+    result = vm_os_purge(p, len, false);
+  else if (vm_os_strict_commit())
+    result = vm_os_decommit(p, len) ? VM_PURGE_DONE : VM_PURGE_REFUSED;
+  else
+    result = vm_os_purge(p, len, true);
+  segment->dirty_slices &= ~bits;
+  segment->lazy_slices &= ~bits;
+  if (result == VM_PURGE_LAZY) {
+    segment->lazy_slices |= bits;
+  } else if (result == VM_PURGE_DONE) {
+    segment->zero_slices |= bits;
+    if (vm_os_strict_commit())
+      segment->committed_slices &= ~bits;
   }
+  /* refused (locked memory): the slices stay resident; no use asking again */
+  if (result != VM_PURGE_REFUSED)
+    step->purged += len;
+}
+
+/* Only the slices of fully free 2 MiB halves, when huge pages are on. */
+static uint64_t huge_page_friendly(uint64_t candidates, uint64_t free_slices) {
+  if (!vm_os_huge_pages())
+    return candidates;
+  const uint64_t half = ((uint64_t)1 << (VM_SLICES / 2)) - 1;
+  uint64_t keep = 0;
+  for (int shift = 0; shift < VM_SLICES; shift += VM_SLICES / 2)
+    if (((free_slices >> shift) & half) == half)
+      keep |= half << shift;
+  return candidates & keep;
+}
+
+/* Applies the policy to one segment at time now; returns the bytes purged. */
+static size_t segment_purge(vm_segment_t *segment, int64_t now, bool force) {
+  int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
+  int64_t escalate = vm_option(VM_OPTION_PURGE_ESCALATE_MS);
+  purge_step_t step = {VM_PURGE_DONE, 0};
+  vm_lock(&segment->lock);
+  if ((segment->dirty_slices | segment->lazy_slices) == 0) {
+    vm_unlock(&segment->lock);
+    return 0;
+  }
+  uint64_t to_lazy = 0, to_done = 0;
+  if (force) {
+    to_done = segment->dirty_slices | segment->lazy_slices;
+  } else {
+    if (segment->dirty_slices != 0 && now - segment->dirty_since_ms >= delay)
+      to_lazy = segment->dirty_slices;
+    if (segment->lazy_slices != 0 && now - segment->lazy_since_ms >= escalate)
+      to_done = segment->lazy_slices;
+  }
+  to_done = huge_page_friendly(to_done, segment->free_slices);
+  to_lazy = huge_page_friendly(to_lazy, segment->free_slices);
+  for_each_run(segment, to_done, purge_run, &step);
+  if (to_lazy != 0) {
+    bool had_lazy = segment->lazy_slices != 0;
+    step.wanted_lazy = VM_PURGE_LAZY;
+    for_each_run(segment, to_lazy, purge_run, &step);
+    if (!had_lazy)
+      segment->lazy_since_ms = now;
+  }
+  vm_unlock(&segment->lock);
+  return step.purged;
+}
+
+/* The purge clock of a heap: called on its slow paths, it purges its own segments on
+ * schedule. Cheap when nothing is due: one coarse clock read. */
+void vm_segment_purge_tick(vm_heap_t *heap) {
+  int64_t now = vm_os_now_ms();
+  if (now < heap->purge_next_ms)
+    return;
+  int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
+  int64_t escalate = vm_option(VM_OPTION_PURGE_ESCALATE_MS);
+  int64_t step = (delay < escalate ? delay : escalate) / 2;
+  heap->purge_next_ms = now + (step > 1 ? step : 1);
+  vm_segment_t *lists[2] = {heap->segments_avail, heap->segments_full};
+  for (int l = 0; l < 2; l++)
+    for (vm_segment_t *s = lists[l]; s != NULL; s = s->next)
+      segment_purge(s, now, false);
+  vm_segment_purge_shared(now, false);
+}
+
+/* Purges the segments no heap looks after (cached and abandoned); with all_heaps, every
+ * segment of every heap too (trim, the background thread). Returns the bytes purged. */
+static size_t purge_all(int64_t now, bool force, bool all_heaps) {
+  size_t purged = 0;
+  vm_lock(&segments_lock);
+  for (vm_segment_t *s = all_segments; s != NULL; s = s->all_next)
+    if (all_heaps || atomic_load_explicit(&s->owner_heap, memory_order_acquire) == NULL)
+      purged += segment_purge(s, now, force); /* cached or abandoned, or all_heaps */
+  vm_unlock(&segments_lock);
   return purged;
+}
+
+/* Segments that no heap ticks for: called from any heap's tick, at most every few ms. */
+void vm_segment_purge_shared(int64_t now, bool force) {
+  static _Atomic(int64_t) next_ms;
+  int64_t due = atomic_load_explicit(&next_ms, memory_order_relaxed);
+  if (!force && now < due)
+    return;
+  int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
+  if (!atomic_compare_exchange_strong(&next_ms, &due, now + (delay > 2 ? delay / 2 : 1)))
+    return; /* another thread is doing it */
+  purge_all(now, force, false);
+}
+
+/* Purges every segment of every heap; force: everything free, at once. */
+size_t vm_segment_purge_everything(bool force) {
+  return purge_all(vm_os_now_ms(), force, true);
 }

@@ -8,6 +8,11 @@
 
 #define VM_CLASS_COUNT 48 /* classes 1..48; 0 means "one block per page" */
 
+/* A spinlock: no allocation, and trivially reset in a fork child (see internal.h). */
+typedef struct {
+  atomic_int held;
+} vm_lock_t;
+
 typedef struct vm_heap_s vm_heap_t;
 typedef struct vm_page_s vm_page_t;
 typedef struct vm_segment_s vm_segment_t;
@@ -53,6 +58,7 @@ struct vm_page_s {
   uint8_t slice_count;
   uint8_t slice_offset; /* descriptors from this one back to the head of its run */
   uint8_t pinned;       /* 1 while the current page of its class (see used) */
+  uint8_t zeroed;       /* its memory read as zero when the page was made */
   uint32_t block_size;  /* huge blocks: see the segment */
   vm_page_t *next;      /* in the owner's class queue */
   vm_page_t *prev;
@@ -71,24 +77,37 @@ typedef struct {
 /* A segment: VM_SEGMENT_SIZE bytes aligned to their size (a huge segment: one mapping,
  * aligned the same way, holding one block). Slice 0 holds this header.
  * Invariants: bit i of free_slices is set iff slice i (i >= 1) belongs to no page;
+ *   dirty_slices, lazy_slices are disjoint subsets of free_slices: freed and maybe
+ *   resident, and purged with MADV_FREE (resident until the kernel wants the memory);
+ *   zero_slices: slices known to read as zero (never touched, or purged with
+ *   MADV_DONTNEED), a subset of free_slices minus dirty and lazy;
  *   live_pages = number of pages with in_use = 1; a normal segment with live_pages = 0
  *   belongs to no heap for long (it is cached or unmapped).
- * The owning heap's thread alone touches free_slices, live_pages and the pages; other
- * threads touch only notify_pages (fetch_or) and read owner_heap. While abandoned
- * (owner_heap = NULL), a segment is reached only through the abandoned list, under its
- * lock, and adopted whole. */
+ * The owning heap's thread alone touches the pages. The slice masks and times change
+ * under `lock`, taken by the owner when it carves or frees a page and by whoever purges
+ * (the owner, malloc_trim in any thread, the background thread). Other threads touch
+ * only notify_pages (fetch_or) and read owner_heap. While abandoned (owner_heap = NULL),
+ * a segment is reached only through the abandoned list, under its lock, and adopted
+ * whole. */
 struct vm_segment_s {
   size_t size;                      /* bytes mapped */
   uint8_t kind;                     /* VM_SEGMENT_NORMAL or VM_SEGMENT_HUGE */
   uint8_t list;                     /* which list holds it: see segment.c */
   uint16_t live_pages;
+  vm_lock_t lock;
   _Atomic(vm_heap_t *) owner_heap;  /* NULL while abandoned */
   _Atomic(uint64_t) notify_pages;   /* bit i: the full page at slice i got a remote free */
   uint64_t free_slices;
+  uint64_t dirty_slices;
+  uint64_t lazy_slices;
+  uint64_t zero_slices;
+  uint64_t committed_slices;        /* strict overcommit only: slices made accessible */
+  int64_t dirty_since_ms;           /* when the oldest dirty slice was freed */
+  int64_t lazy_since_ms;            /* when the oldest lazy slice was purged */
   size_t huge_block_offset;         /* huge: where the block starts */
   vm_segment_t *next;               /* in the owner's list, the abandoned list or cache */
   vm_segment_t *prev;
-  vm_segment_t *all_next;           /* every normal segment, for the census */
+  vm_segment_t *all_next;           /* every normal segment, for the census and purging */
   vm_segment_t *all_prev;
   vm_page_t pages[64] __attribute__((aligned(64)));
 };
@@ -108,19 +127,23 @@ struct vm_heap_s {
   vm_segment_t *segments_avail;
   vm_segment_t *segments_full;
   _Atomic(int) notified;  /* a hint: some owned segment has notify bits set */
-  unsigned refills;        /* slow-path refills, for the periodic notify sweep */
+  int64_t purge_next_ms;   /* when the purge clock next looks at this heap's segments */
   uint8_t in_use;
   vm_heap_t *pool_next;
   vm_heap_t *all_next;
 };
+
+typedef enum { VM_PURGE_REFUSED, VM_PURGE_LAZY, VM_PURGE_DONE } vm_purge_result_t;
 
 #define VM_STAT_COUNTERS(X)                                                             \
   X(mmap_calls)                                                                         \
   X(munmap_calls)                                                                       \
   X(madvise_calls)                                                                      \
   X(mremap_calls)                                                                       \
+  X(mprotect_calls)                                                                     \
   X(reserved_bytes)                                                                     \
-  X(purged_bytes)
+  X(purged_bytes)                                                                       \
+  X(purge_refused_bytes)
 
 /* Kernel-call counters, updated with relaxed atomics by os.c alone. */
 typedef struct {

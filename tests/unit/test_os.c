@@ -6,7 +6,7 @@
 static void reservations_are_aligned_and_zeroed(void **state) {
   (void)state;
   for (size_t align = VM_SEGMENT_SIZE; align <= 4 * VM_SEGMENT_SIZE; align *= 2) {
-    uint8_t *p = vm_os_reserve_aligned(VM_SEGMENT_SIZE, align);
+    uint8_t *p = vm_os_reserve_aligned(VM_SEGMENT_SIZE, align, false);
     assert_non_null(p);
     assert_int_equal((uintptr_t)p % align, 0);
     assert_int_equal(p[0] | p[VM_SEGMENT_SIZE - 1], 0);
@@ -20,19 +20,19 @@ static void purge_now_drops_residency_and_zeroes(void **state) {
   uint8_t *p = vm_os_map(size);
   memset(p, 0xab, size);
   assert_int_equal(vm_os_resident_bytes(p, size), size);
-  assert_true(vm_os_purge(p, size, true));
+  assert_int_equal(vm_os_purge(p, size, true), VM_PURGE_DONE);
   assert_int_equal(vm_os_resident_bytes(p, size), 0);
   for (size_t i = 0; i < size; i += 512)
     assert_int_equal(p[i], 0);
   memset(p, 0xcd, size);
-  assert_true(vm_os_purge(p, size, false)); /* lazily: the contents may survive */
+  assert_int_equal(vm_os_purge(p, size, false), VM_PURGE_LAZY); /* contents may survive */
   vm_os_release(p, size);
 }
 
 static void remap_moves_pages_without_losing_them(void **state) {
   (void)state;
   size_t size = 2 * VM_SEGMENT_SIZE;
-  uint8_t *p = vm_os_reserve_aligned(size, VM_SEGMENT_SIZE);
+  uint8_t *p = vm_os_reserve_aligned(size, VM_SEGMENT_SIZE, false);
   for (size_t i = 0; i < size; i += 4096)
     p[i] = (uint8_t)(i >> 12);
   uint8_t *q = vm_os_remap_aligned(p, size, 4 * size, VM_SEGMENT_SIZE);
@@ -47,7 +47,7 @@ static void remap_moves_pages_without_losing_them(void **state) {
 
 static void registry_answers_for_any_pointer(void **state) {
   (void)state;
-  vm_segment_t *segment = vm_os_reserve_aligned(VM_SEGMENT_SIZE, VM_SEGMENT_SIZE);
+  vm_segment_t *segment = vm_os_reserve_aligned(VM_SEGMENT_SIZE, VM_SEGMENT_SIZE, false);
   assert_false(vm_registry_contains(segment));
   vm_registry_add(segment);
   assert_true(vm_registry_contains(segment));
@@ -61,7 +61,7 @@ static void registry_answers_for_any_pointer(void **state) {
 }
 
 int main(void) {
-  vm_os_init();
+  vm_os_init(false);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reservations_are_aligned_and_zeroed),
       cmocka_unit_test(purge_now_drops_residency_and_zeroes),

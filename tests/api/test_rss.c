@@ -1,0 +1,203 @@
+/* Memory goes back: resident memory measured from /proc/self/statm (and LazyFree from
+ * smaps_rollup) after freeing a large heap, with malloc_trim and without it (the purge
+ * schedule), and calloc of purged memory reads as zero. Each case runs in a fresh child
+ * so that one case's heap does not blur the next one's figures. */
+#include <errno.h>
+#include <malloc.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../testutil.h"
+
+#define GiB ((size_t)1 << 30)
+
+static size_t resident_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f != NULL) {
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+      resident = 0;
+    fclose(f);
+  }
+  return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Fills about `total` bytes with blocks of sizes in [min, max], touching all of them. */
+static void **fill(size_t total, size_t min, size_t max, size_t *count) {
+  size_t capacity = total / min + 1;
+  void **blocks = calloc(capacity, sizeof *blocks);
+  uint64_t rng = random_seed(7);
+  size_t got = 0, n = 0;
+  while (got < total && n < capacity) {
+    size_t size = min + random_below(&rng, max - min + 1);
+    blocks[n] = malloc(size);
+    if (blocks[n] == NULL)
+      _exit(10);
+    fill_bytes(blocks[n], 0x5a, size);
+    got += size;
+    n++;
+  }
+  *count = n;
+  return blocks;
+}
+
+static void release(void **blocks, size_t count) {
+  uint64_t rng = random_seed(11);
+  for (size_t i = count; i > 1; i--) { /* free in random order */
+    size_t j = random_below(&rng, i);
+    void *t = blocks[i - 1];
+    blocks[i - 1] = blocks[j];
+    blocks[j] = t;
+  }
+  for (size_t i = 0; i < count; i++)
+    free(blocks[i]);
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+typedef int (*child_fn)(size_t min, size_t max);
+
+static void run_in_child(child_fn fn, size_t min, size_t max) {
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0)
+    _exit(fn(min, max));
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  if (!WIFEXITED(status))
+    fail_msg("child died with signal %d", WTERMSIG(status));
+  if (WEXITSTATUS(status) != 0)
+    fail_msg("child failed with code %d", WEXITSTATUS(status));
+}
+
+/* After freeing 1 GiB and malloc_trim(0): resident at most 5% of the peak plus 8 MiB. */
+static int trim_child(size_t min, size_t max) {
+  size_t base = resident_bytes(), count;
+  void **blocks = fill(GiB, min, max, &count);
+  size_t peak = resident_bytes();
+  release(blocks, count);
+  free(blocks);
+  int released = malloc_trim(0);
+  size_t after = resident_bytes();
+  fprintf(stderr, "  %zu-%zu B blocks: base %zu MiB, peak %zu MiB, after trim %zu MiB\n", min,
+          max, base >> 20, peak >> 20, after >> 20);
+  if (peak < base + GiB - GiB / 10)
+    return 2; /* the heap did not become resident: the test measured nothing */
+  if (released != 1)
+    return 3;
+  if (after > peak / 20 + ((size_t)8 << 20))
+    return 4;
+  return 0;
+}
+
+/* Without trim: after the purge delays and some allocator activity, under 10% of peak. */
+static int schedule_child(size_t min, size_t max) {
+  size_t count;
+  void **blocks = fill(GiB, min, max, &count);
+  size_t peak = resident_bytes();
+  release(blocks, count);
+  free(blocks);
+  size_t freed = resident_bytes();
+  /* the default delays: 100 ms to MADV_FREE, 1000 ms more to MADV_DONTNEED */
+  for (int round = 0; round < 30; round++) {
+    sleep_ms(100);
+    for (int i = 0; i < 64; i++) { /* allocator activity that reaches the slow paths */
+      void *volatile block = malloc(200000 + (size_t)i); /* volatile: not optimised away */
+      free(block);
+    }
+  }
+  size_t after = resident_bytes();
+  fprintf(stderr, "  %zu-%zu B blocks: peak %zu MiB, just freed %zu MiB, after the delays %zu MiB\n",
+          min, max, peak >> 20, freed >> 20, after >> 20);
+  return after < peak / 10 ? 0 : 4;
+}
+
+/* Memory given back and reused reads as zero through calloc, dirty before or not. */
+static int calloc_child(size_t min, size_t max) {
+  size_t count;
+  void **blocks = fill(GiB / 4, min, max, &count);
+  release(blocks, count);
+  free(blocks);
+  malloc_trim(0);
+  for (size_t size = min; size <= max; size = size * 3 / 2 + 1) {
+    unsigned char *p = calloc(1, size);
+    if (p == NULL)
+      return 2;
+    for (size_t i = 0; i < size; i++)
+      if (p[i] != 0)
+        return 3;
+    fill_bytes(p, 0x77, size);
+    free(p);
+    p = calloc(size, 1); /* the same block, now dirty */
+    for (size_t i = 0; i < size; i++)
+      if (p[i] != 0)
+        return 4;
+    free(p);
+  }
+  return 0;
+}
+
+/* A program that locks all its memory keeps working; purging it is refused, not fatal. */
+static int mlock_child(size_t min, size_t max) {
+  if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+    return 0; /* not allowed here (RLIMIT_MEMLOCK): nothing to test */
+  size_t count;
+  void **blocks = fill((size_t)64 << 20, min, max, &count);
+  release(blocks, count);
+  free(blocks);
+  malloc_trim(0);
+  sleep_ms(300);
+  blocks = fill((size_t)64 << 20, min, max, &count);
+  for (size_t i = 0; i < count; i++)
+    if (((unsigned char *)blocks[i])[0] != 0x5a)
+      return 3;
+  release(blocks, count);
+  free(blocks);
+  return malloc_trim(0) >= 0 ? 0 : 4;
+}
+
+static void trim_small_blocks(void **state) { (void)state; run_in_child(trim_child, 16, 8192); }
+static void trim_large_blocks(void **state) {
+  (void)state;
+  run_in_child(trim_child, 64 << 10, 1 << 20);
+}
+static void schedule_small_blocks(void **state) {
+  (void)state;
+  run_in_child(schedule_child, 16, 8192);
+}
+static void schedule_large_blocks(void **state) {
+  (void)state;
+  run_in_child(schedule_child, 64 << 10, 1 << 20);
+}
+static void calloc_after_purge(void **state) {
+  (void)state;
+  run_in_child(calloc_child, 16, 3 << 20);
+}
+static void mlockall_keeps_working(void **state) {
+  (void)state;
+  run_in_child(mlock_child, 16, 1 << 20);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(trim_small_blocks),      cmocka_unit_test(trim_large_blocks),
+      cmocka_unit_test(schedule_small_blocks),  cmocka_unit_test(schedule_large_blocks),
+      cmocka_unit_test(calloc_after_purge),     cmocka_unit_test(mlockall_keeps_working),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
