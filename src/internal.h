@@ -43,7 +43,7 @@ _Static_assert(VM_DIRECT_SLOTS == 1024 / 16 + 1, "direct table covers 0..VM_DIRE
 #define VM_DIRECT_MAX 1024               /* sizes served by the heap's direct table */
 #define VM_MEDIUM_MAX ((size_t)128 << 10) /* the largest size class */
 #define VM_LARGE_MAX ((size_t)2 << 20)    /* beyond this a block gets its own mapping */
-#define VM_MEDIUM_PAGE_SLICES 8          /* pages of classes above 8 KiB: 512 KiB */
+#define VM_MEDIUM_PAGE_SLICES 9 /* pages of classes above 8 KiB: 576 KiB, 7 fill a segment */
 /* Requests above this cannot be satisfied and fail early with ENOMEM, which also keeps
  * every size computation below free of overflow. */
 #define VM_MAX_REQUEST ((size_t)PTRDIFF_MAX - 2 * VM_SEGMENT_SIZE)

@@ -6,7 +6,8 @@
  * Every class size above 128 is a multiple of its step, which makes any alignment up to
  * the page's own a matter of rounding the request (see alloc.c).
  * Pages: classes up to 8 KiB use one 64 KiB slice (at least 8 blocks); larger classes use
- * 512 KiB pages (at least 4 blocks of the 128 KiB class). */
+ * 576 KiB pages: at least 4 blocks of the 128 KiB class, and 7 pages use all 63 free
+ * slices of a segment (512 KiB pages would leave 7 slices of every segment unused). */
 #include "internal.h"
 
 #define S(k, i) ((1u << (k)) + (i) * (1u << ((k)-2)))
