@@ -72,16 +72,19 @@ void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
     return NULL;
   size_t old_size = segment->size;
   size_t new_size = vm_align_up(offset + n, vm_os_page_size());
-  if (!vm_os_resize_in_place(segment, old_size, new_size)) {
+  vm_segment_huge_detach(segment);
+  if (vm_os_resize_in_place(segment, old_size, new_size)) {
+    segment->size = new_size;
+  } else {
     vm_segment_t *moved = vm_os_remap_aligned(segment, old_size, new_size, VM_SEGMENT_SIZE);
-    if (moved == NULL)
-      return NULL;
-    vm_registry_remove(segment);
-    segment = moved;
-    vm_registry_add(segment);
-    p = (uint8_t *)segment + offset;
+    if (moved != NULL) {
+      segment = moved;
+      segment->size = new_size;
+      p = (uint8_t *)segment + offset;
+    } else {
+      p = NULL;
+    }
   }
-  segment->size = new_size;
-  vm_segment_huge_resized(old_size, new_size);
+  vm_segment_huge_attach(segment);
   return p;
 }

@@ -80,3 +80,4 @@ int __posix_memalign(void **out, size_t alignment, size_t n) VM_ALIAS(posix_mema
 VM_EXPORT const char *vmalloc_version(void) { return VM_VERSION; }
 VM_EXPORT void vmalloc_collect(bool force) { vm_purge_collect(force); }
 VM_EXPORT int vmalloc_stats_print(int fd) { return vm_stats_print(fd); }
+VM_EXPORT int vmalloc_memory(vmalloc_memory_t *out) { return vm_memory_get(out); }

@@ -16,7 +16,8 @@ static vm_segment_t *abandoned;
 static vm_segment_t *cache;
 static size_t cache_count;
 static size_t abandoned_count;
-static _Atomic(size_t) huge_count, huge_bytes;
+static vm_segment_t *huge_list; /* every huge block's mapping */
+static size_t huge_count, huge_bytes;
 
 /* ---- intrusive lists ------------------------------------------------------------- */
 
@@ -403,43 +404,64 @@ vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block
   segment->free_slices = 0;
   segment->live_pages = 1;
   *block_offset = offset;
-  atomic_fetch_add_explicit(&huge_count, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&huge_bytes, segment->size, memory_order_relaxed);
-  vm_registry_add(segment);
+  vm_segment_huge_attach(segment);
   return segment;
 }
 
-void vm_segment_huge_free(vm_segment_t *segment) {
-  atomic_fetch_sub_explicit(&huge_count, 1, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&huge_bytes, segment->size, memory_order_relaxed);
-  vm_registry_remove(segment);
-  vm_os_release(segment, segment->size);
+/* Makes a huge mapping known: to free (the registry) and to the census. */
+void vm_segment_huge_attach(vm_segment_t *segment) {
+  vm_registry_add(segment);
+  vm_lock(&segments_lock);
+  list_push(&huge_list, segment, ON_NO_LIST);
+  huge_count++;
+  huge_bytes += segment->size;
+  vm_unlock(&segments_lock);
 }
 
-/* Keeps the huge accounting right when a mapping changes size or place. */
-void vm_segment_huge_resized(size_t old_size, size_t new_size) {
-  atomic_fetch_add_explicit(&huge_bytes, new_size - old_size, memory_order_relaxed);
+/* The reverse, before a huge mapping is unmapped, resized or moved. */
+void vm_segment_huge_detach(vm_segment_t *segment) {
+  vm_lock(&segments_lock);
+  list_remove(&huge_list, segment);
+  huge_count--;
+  huge_bytes -= segment->size;
+  vm_unlock(&segments_lock);
+  vm_registry_remove(segment);
+}
+
+void vm_segment_huge_free(vm_segment_t *segment) {
+  vm_segment_huge_detach(segment);
+  vm_os_release(segment, segment->size);
 }
 
 /* ---- census and fork --------------------------------------------------------------- */
 
-/* Fills census by walking every normal segment under the lock. Pages of other threads
- * change meanwhile; the walk reads their descriptors with relaxed loads, so the figures
- * are each true at some instant of the walk. */
-void vm_segment_census(vm_census_t *census) {
+static size_t slice_bytes(uint64_t mask) {
+  return (size_t)__builtin_popcountll(mask) * VM_SLICE_SIZE;
+}
+
+/* Fills census by walking every segment under the lock. Pages of other threads change
+ * meanwhile; the walk reads their descriptors with relaxed loads, so the figures are
+ * each true at some instant of the walk. measure: also count resident bytes (mincore). */
+void vm_segment_census(vm_census_t *census, bool measure) {
   memset(census, 0, sizeof *census);
-  census->huge_blocks = atomic_load_explicit(&huge_count, memory_order_relaxed);
-  census->huge_bytes = atomic_load_explicit(&huge_bytes, memory_order_relaxed);
   vm_lock(&segments_lock);
+  census->huge_blocks = huge_count;
+  census->huge_bytes = huge_bytes;
   census->cached_segments = cache_count;
   census->abandoned_segments = abandoned_count;
+  for (vm_segment_t *s = huge_list; s != NULL; s = s->next)
+    if (measure)
+      census->resident_bytes += vm_os_resident_bytes(s, s->size);
   for (vm_segment_t *s = all_segments; s != NULL; s = s->all_next) {
     census->segments++;
     census->segment_bytes += s->size;
+    if (measure)
+      census->resident_bytes += vm_os_resident_bytes(s, s->size);
+    census->lazy_bytes += slice_bytes(__atomic_load_n(&s->lazy_slices, __ATOMIC_RELAXED));
+    census->clean_bytes += slice_bytes(__atomic_load_n(&s->zero_slices, __ATOMIC_RELAXED));
     if (s->list == ON_CACHE)
       continue;
-    uint64_t free_slices = __atomic_load_n(&s->free_slices, __ATOMIC_RELAXED);
-    census->free_slice_bytes += (size_t)__builtin_popcountll(free_slices) * VM_SLICE_SIZE;
+    census->free_slice_bytes += slice_bytes(__atomic_load_n(&s->free_slices, __ATOMIC_RELAXED));
     for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
       vm_page_t *page = &s->pages[i];
       if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED) ||

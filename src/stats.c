@@ -7,7 +7,27 @@
 #include <stdio.h>
 #include <string.h>
 
-void vm_stats_get(vm_census_t *census) { vm_segment_census(census); }
+#include "vmalloc.h"
+
+void vm_stats_get(vm_census_t *census) { vm_segment_census(census, false); }
+
+/* vmalloc_memory(): the census with residency measured, in the public layout. */
+int vm_memory_get(vmalloc_memory_t *out) {
+  if (out == NULL || out->size < sizeof(vmalloc_memory_t)) {
+    errno = EINVAL;
+    return -1;
+  }
+  vm_census_t c;
+  vm_segment_census(&c, true);
+  size_t reserved = atomic_load_explicit(&vm_os_stats.reserved_bytes, memory_order_relaxed);
+  out->reserved = reserved;
+  out->committed = reserved > c.clean_bytes ? reserved - c.clean_bytes : 0;
+  out->resident = c.resident_bytes;
+  out->lazy = c.lazy_bytes;
+  out->live = c.live_bytes + c.huge_bytes;
+  out->purged = atomic_load_explicit(&vm_os_stats.purged_bytes, memory_order_relaxed);
+  return 0;
+}
 
 /* glibc's fields, with vmalloc's meanings:
  *   arena     bytes of normal segments mapped     hblks/hblkhd  huge mappings, count/bytes
@@ -15,7 +35,7 @@ void vm_stats_get(vm_census_t *census) { vm_segment_census(census); }
  *   ordblks   pages in use                        keepcost      bytes malloc_trim can unmap */
 struct mallinfo2 vm_mallinfo2(void) {
   vm_census_t c;
-  vm_segment_census(&c);
+  vm_segment_census(&c, false);
   struct mallinfo2 info;
   memset(&info, 0, sizeof info);
   info.arena = c.segment_bytes;
@@ -61,7 +81,7 @@ int vm_malloc_info(int options, FILE *fp) {
   if (options != 0)
     return EINVAL; /* as glibc does: the error is the return value */
   vm_census_t c;
-  vm_segment_census(&c);
+  vm_segment_census(&c, false);
   char buf[256];
   fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
   for (unsigned i = 1; i <= VM_CLASS_COUNT; i++) {
@@ -92,7 +112,7 @@ int vm_malloc_info(int options, FILE *fp) {
 /* vmalloc's own report: totals, classes in use and kernel calls. */
 int vm_stats_print(int fd) {
   vm_census_t c;
-  vm_segment_census(&c);
+  vm_segment_census(&c, false);
   size_t heaps_live, heaps_made;
   vm_heap_count(&heaps_live, &heaps_made);
   char buf[512];
@@ -102,11 +122,11 @@ int vm_stats_print(int fd) {
       "  segments      %zu (%zu bytes; %zu cached empty, %zu abandoned)\n"
       "  huge blocks   %zu (%zu bytes)\n"
       "  live bytes    %zu in %zu pages (%zu free in those pages)\n"
-      "  free slices   %zu bytes\n"
+      "  free slices   %zu bytes (%zu purged lazily, %zu clean)\n"
       "  heaps         %zu in use, %zu made\n",
       c.segments, c.segment_bytes, c.cached_segments, c.abandoned_segments, c.huge_blocks,
       c.huge_bytes, c.live_bytes, c.pages, c.free_bytes_in_pages, c.free_slice_bytes,
-      heaps_live, heaps_made);
+      c.lazy_bytes, c.clean_bytes, heaps_live, heaps_made);
   vm_diag_write(fd, buf, (size_t)n);
   for (unsigned i = 1; i <= VM_CLASS_COUNT; i++) {
     if (c.class_pages[i] == 0)

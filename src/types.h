@@ -158,6 +158,10 @@ typedef struct {
   size_t cached_segments;               /* of which empty and kept for reuse */
   size_t abandoned_segments;
   size_t huge_blocks, huge_bytes;       /* dedicated mappings */
+  size_t resident_bytes;                /* of segments and huge mappings, by mincore */
+  size_t lazy_bytes;                    /* free, purged with MADV_FREE */
+  size_t clean_bytes;                   /* free, known to read as zero (never touched or
+                                           dropped): address space, not memory */
   size_t live_bytes;                    /* in blocks handed out (by block size) */
   size_t free_bytes_in_pages;           /* carved or uncarved, inside live pages */
   size_t free_slice_bytes;              /* slices of live segments that no page uses */

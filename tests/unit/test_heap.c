@@ -46,14 +46,14 @@ static void emptied_pages_go_back_except_the_current_one(void **state) {
   enum { COUNT = 20000 }; /* 48-byte blocks: several pages */
   static void *blocks[COUNT];
   vm_census_t before, full, after;
-  vm_segment_census(&before);
+  vm_segment_census(&before, false);
   for (int i = 0; i < COUNT; i++)
     blocks[i] = vm_malloc(48);
-  vm_segment_census(&full);
+  vm_segment_census(&full, false);
   assert_true(full.class_pages[vm_class_of(48)] >= before.class_pages[vm_class_of(48)] + 10);
   for (int i = 0; i < COUNT; i++)
     vm_free(blocks[i]);
-  vm_segment_census(&after);
+  vm_segment_census(&after, false);
   assert_true(after.class_pages[vm_class_of(48)] <= 1);
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
@@ -63,14 +63,14 @@ static void census_counts_live_bytes(void **state) {
   enum { COUNT = 1000 };
   static void *blocks[COUNT];
   vm_census_t before, during, after;
-  vm_segment_census(&before);
+  vm_segment_census(&before, false);
   for (int i = 0; i < COUNT; i++)
     blocks[i] = vm_malloc(10240);
-  vm_segment_census(&during);
+  vm_segment_census(&during, false);
   assert_int_equal(during.live_bytes - before.live_bytes, (size_t)COUNT * 10240);
   for (int i = 0; i < COUNT; i++)
     vm_free(blocks[i]);
-  vm_segment_census(&after);
+  vm_segment_census(&after, false);
   assert_int_equal(after.live_bytes, before.live_bytes);
 }
 
@@ -94,10 +94,10 @@ static void large_blocks_reuse_their_slices(void **state) {
 static void huge_blocks_have_their_own_mapping(void **state) {
   (void)state;
   vm_census_t before, during;
-  vm_segment_census(&before);
+  vm_segment_census(&before, false);
   uint8_t *p = vm_malloc(VM_LARGE_MAX + 1);
   assert_non_null(p);
-  vm_segment_census(&during);
+  vm_segment_census(&during, false);
   assert_int_equal(during.huge_blocks, before.huge_blocks + 1);
   assert_true(vm_usable_size(p) >= VM_LARGE_MAX + 1);
   p[VM_LARGE_MAX] = 7;
@@ -109,7 +109,7 @@ static void huge_blocks_have_their_own_mapping(void **state) {
   assert_int_equal(q[VM_LARGE_MAX], 7);
   vm_free(q);
   vm_census_t after;
-  vm_segment_census(&after);
+  vm_segment_census(&after, false);
   assert_int_equal(after.huge_blocks, before.huge_blocks);
   assert_int_equal(after.huge_bytes, before.huge_bytes);
 }

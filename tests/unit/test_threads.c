@@ -28,7 +28,7 @@ static void blocks_freed_by_another_thread_come_back(void **state) {
   (void)state;
   static void *blocks[BLOCKS];
   vm_census_t before, after;
-  vm_segment_census(&before);
+  vm_segment_census(&before, false);
   for (int round = 0; round < 5; round++) {
     for (int i = 0; i < BLOCKS; i++)
       blocks[i] = vm_malloc(48);
@@ -41,7 +41,7 @@ static void blocks_freed_by_another_thread_come_back(void **state) {
     blocks[i] = vm_malloc(48);
   for (int i = 0; i < BLOCKS; i++)
     vm_free(blocks[i]);
-  vm_segment_census(&after);
+  vm_segment_census(&after, false);
   assert_true(after.class_pages[vm_class_of(48)] <= before.class_pages[vm_class_of(48)] + 1);
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
@@ -53,13 +53,13 @@ static void heaps_of_exited_threads_are_adopted(void **state) {
   pthread_create(&t, NULL, allocate_and_exit, blocks);
   pthread_join(t, NULL);
   vm_census_t census;
-  vm_segment_census(&census);
+  vm_segment_census(&census, false);
   assert_true(census.abandoned_segments >= 1);
   /* half freed while abandoned (remote pushes), then adopted, then the rest freed */
   for (int i = 0; i < BLOCKS; i += 2)
     vm_free(blocks[i]);
   vm_purge_collect(false);
-  vm_segment_census(&census);
+  vm_segment_census(&census, false);
   assert_int_equal(census.abandoned_segments, 0);
   for (int i = 0; i < BLOCKS; i += 2)
     blocks[i] = NULL;
@@ -121,7 +121,7 @@ static void threads_passing_blocks_around(void **state) {
     }
   vm_purge_collect(false);
   vm_census_t census;
-  vm_segment_census(&census);
+  vm_segment_census(&census, false);
   assert_int_equal(census.abandoned_segments, 0);
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
