@@ -20,7 +20,7 @@ void *vm_heap_malloc(vm_heap_t *heap, size_t n) {
     }
     return vm_page_malloc_slow(heap, n);
   }
-  if (n <= VM_LARGE_MAX)
+  if (n <= vm_huge_threshold())
     return vm_large_malloc(heap, n, 0);
   if (n > VM_MAX_REQUEST)
     return NULL;
@@ -43,7 +43,7 @@ void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
       return p;
     }
   }
-  if (n <= VM_LARGE_MAX && alignment <= VM_LARGE_MAX)
+  if (n <= vm_huge_threshold() && alignment <= VM_LARGE_MAX)
     return vm_large_malloc(heap, n, alignment);
   return vm_huge_malloc(n, alignment);
 }
@@ -125,6 +125,18 @@ static size_t usable_size_checked(const void *p, const char *where, vm_segment_t
 
 size_t vm_usable_size(const void *p) { return usable_size_checked(p, "malloc_usable_size()", NULL); }
 
+/* Whether a block just handed out for n bytes is known to read as zero: a huge block (a
+ * fresh mapping) or a large one carved from slices never touched or purged with
+ * MADV_DONTNEED. Class blocks are reused, so they are always cleared. */
+static bool known_zero(void *p, size_t n) {
+  if (n <= VM_MEDIUM_MAX)
+    return false;
+  vm_segment_t *segment = vm_segment_of(p);
+  if (!vm_registry_contains(segment) || segment->kind == VM_SEGMENT_HUGE)
+    return true; /* huge: its own fresh mapping (aligned ones sit a segment up) */
+  return vm_page_of(segment, p)->zeroed;
+}
+
 void *vm_calloc(size_t count, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) {
@@ -132,8 +144,7 @@ void *vm_calloc(size_t count, size_t size) {
     return NULL;
   }
   void *p = vm_malloc(total);
-  /* huge blocks are always a fresh mapping, which the kernel hands out zeroed */
-  if (p != NULL && total <= VM_LARGE_MAX)
+  if (p != NULL && !known_zero(p, total))
     memset(p, 0, total);
   return p;
 }
@@ -153,7 +164,7 @@ void *vm_realloc(void *p, size_t n) {
   size_t usable = usable_size_checked(p, "realloc()", &segment);
   if (usable == 0)
     return NULL; /* misuse reported; the pointer is not ours to touch */
-  if (segment->kind == VM_SEGMENT_HUGE && n > VM_LARGE_MAX) {
+  if (segment->kind == VM_SEGMENT_HUGE && n > vm_huge_threshold()) {
     if (n == usable)
       return p;
     int saved = errno;

@@ -61,6 +61,7 @@ static void after_fork_parent(void) {
 static void after_fork_child(void) {
   vm_segment_unlock_all(true);
   vm_heap_unlock_all(true);
+  vm_purge_fork_child();
 }
 
 /* Runs once, from the first thread that got a heap. */

@@ -184,6 +184,8 @@ void *vm_huge_lookup_offset_block(const void *p);
 /* ---- purge.c ----------------------------------------------------------------------- */
 bool vm_purge_collect(bool force);
 int vm_purge_trim(size_t pad);
+void vm_purge_background_ensure(void);
+void vm_purge_fork_child(void);
 
 /* ---- alloc.c ----------------------------------------------------------------------- */
 void *vm_alloc_slow(size_t n, size_t alignment);
@@ -256,6 +258,9 @@ void vm_options_init(void);
 long vm_option(vm_option_id_t id);
 void vm_option_set(vm_option_id_t id, long value);
 void vm_options_print(int fd);
+int vm_mallopt(int param, int value);
+/* Blocks larger than this get their own mapping (VMALLOC_MMAP_THRESHOLD, mallopt). */
+VM_INLINE size_t vm_huge_threshold(void) { return (size_t)vm_option(VM_OPTION_MMAP_THRESHOLD); }
 
 /* ---- stats.c ----------------------------------------------------------------------- */
 void vm_stats_at_exit(void);

@@ -3,6 +3,7 @@
  * allocates nothing. Processes running set-id (AT_SECURE) ignore the environment. */
 #include "internal.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -31,15 +32,16 @@ void vm_option_set(vm_option_id_t id, long value) {
   options[id].value = value;
 }
 
-/* The value of VMALLOC_<name> in the environment, or NULL. */
-static const char *lookup(const char *name) {
+/* The value of <prefix><name><suffix> in the environment, or NULL. */
+static const char *lookup(const char *prefix, const char *name, const char *suffix) {
   if (environ == NULL)
     return NULL;
-  size_t len = strlen(name);
+  size_t plen = strlen(prefix), nlen = strlen(name), slen = strlen(suffix);
   for (char **e = environ; *e != NULL; e++) {
-    if (strncmp(*e, "VMALLOC_", 8) == 0 && strncmp(*e + 8, name, len) == 0 &&
-        (*e)[8 + len] == '=')
-      return *e + 8 + len + 1;
+    const char *v = *e;
+    if (strncmp(v, prefix, plen) == 0 && strncmp(v + plen, name, nlen) == 0 &&
+        strncmp(v + plen + nlen, suffix, slen) == 0 && v[plen + nlen + slen] == '=')
+      return v + plen + nlen + slen + 1;
   }
   return NULL;
 }
@@ -59,11 +61,25 @@ static bool parse(const char *text, long *out) {
   return true;
 }
 
+/* glibc's MALLOC_*_ variables that have a vmalloc meaning; the others (ARENA_MAX,
+ * ARENA_TEST, TOP_PAD_, TRIM_THRESHOLD_, MMAP_MAX_, PERTURB_, CHECK_) are ignored, as
+ * documented in the README. A VMALLOC_ variable wins over its glibc twin. */
+static const struct {
+  const char *glibc_name;
+  vm_option_id_t option;
+} glibc_twins[] = {{"MMAP_THRESHOLD", VM_OPTION_MMAP_THRESHOLD}};
+
 void vm_options_init(void) {
   if (getauxval(AT_SECURE))
     return;
+  for (size_t i = 0; i < sizeof glibc_twins / sizeof glibc_twins[0]; i++) {
+    const char *text = lookup("MALLOC_", glibc_twins[i].glibc_name, "_");
+    long value;
+    if (text != NULL && parse(text, &value))
+      vm_option_set(glibc_twins[i].option, value);
+  }
   for (int i = 0; i < VM_OPTION_COUNT; i++) {
-    const char *text = lookup(options[i].name);
+    const char *text = lookup("VMALLOC_", options[i].name, "");
     if (text == NULL)
       continue;
     long value;
@@ -83,5 +99,28 @@ void vm_options_print(int fd) {
     int len = vm_diag_format(line, sizeof line, "vmalloc: VMALLOC_%s=%ld  (%s)\n",
                              options[i].name, options[i].value, options[i].help);
     vm_diag_write(fd, line, (size_t)len);
+  }
+}
+
+/* mallopt(): glibc's parameters. M_MMAP_THRESHOLD maps to VMALLOC_MMAP_THRESHOLD (clamped
+ * to what vmalloc can do: 128 KiB to 2 MiB); the others are accepted and have no effect,
+ * since vmalloc has no arenas, no top chunk and its own purge schedule. Unknown
+ * parameters are refused (0). */
+int vm_mallopt(int param, int value) {
+  switch (param) {
+  case M_MMAP_THRESHOLD:
+    vm_option_set(VM_OPTION_MMAP_THRESHOLD, value > 0 ? (long)value - 1 : 0);
+    return 1;
+  case M_MXFAST:
+  case M_TRIM_THRESHOLD:
+  case M_TOP_PAD:
+  case M_MMAP_MAX:
+  case M_CHECK_ACTION:
+  case M_PERTURB:
+  case M_ARENA_TEST:
+  case M_ARENA_MAX:
+    return 1;
+  default:
+    return 0;
   }
 }

@@ -46,25 +46,7 @@ VM_EXPORT struct mallinfo mallinfo(void) { return vm_mallinfo(); }
 VM_EXPORT void malloc_stats(void) { vm_malloc_stats(); }
 VM_EXPORT int malloc_info(int options, FILE *fp) { return vm_malloc_info(options, fp); }
 
-/* mallopt: glibc's parameters are accepted (1); vmalloc sizes its structures itself, so
- * they do not change its behaviour yet. Unknown parameters are refused (0), as glibc does. */
-VM_EXPORT int mallopt(int param, int value) {
-  (void)value;
-  switch (param) {
-  case M_MXFAST:
-  case M_TRIM_THRESHOLD:
-  case M_TOP_PAD:
-  case M_MMAP_THRESHOLD:
-  case M_MMAP_MAX:
-  case M_CHECK_ACTION:
-  case M_PERTURB:
-  case M_ARENA_TEST:
-  case M_ARENA_MAX:
-    return 1;
-  default:
-    return 0;
-  }
-}
+VM_EXPORT int mallopt(int param, int value) { return vm_mallopt(param, value); }
 
 /* glibc's internal names, called by some programs and by libc's own debugging hooks. */
 void *__libc_malloc(size_t n) VM_ALIAS(malloc);

@@ -244,6 +244,7 @@ void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
 /* A page of class_idx with a free block, made the current page; NULL if out of memory. */
 static vm_page_t *find_page(vm_heap_t *heap, unsigned class_idx) {
   vm_segment_purge_tick(heap);
+  vm_purge_background_ensure();
   if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
     vm_segment_collect_notified(heap);
   vm_page_queue_t *queue = &heap->queues[class_idx];

@@ -488,7 +488,12 @@ void vm_segment_census(vm_census_t *census, bool measure) {
 void vm_segment_lock_all(void) { vm_lock(&segments_lock); }
 
 void vm_segment_unlock_all(bool in_child) {
-  (void)in_child; /* the spinlock has no owner to reset */
+  /* A child has only the forking thread: a segment lock that another parent thread held
+   * across fork would never be released. (A purger holds segments_lock too, so none
+   * is mid-purge; the list is stable while we hold it.) */
+  if (in_child)
+    for (vm_segment_t *s = all_segments; s != NULL; s = s->all_next)
+      vm_unlock(&s->lock);
   vm_unlock(&segments_lock);
 }
 

@@ -1,0 +1,115 @@
+/* The knobs that change where memory goes: mallopt(M_MMAP_THRESHOLD) and glibc's
+ * MALLOC_MMAP_THRESHOLD_, and VMALLOC_BACKGROUND, which lets an idle process shrink.
+ * Environment variables are read once at start-up, so those cases re-run this program
+ * with the variable set. */
+#include <errno.h>
+#include <malloc.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "../testutil.h"
+
+static size_t resident_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f != NULL) {
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+      resident = 0;
+    fclose(f);
+  }
+  return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Whether a block of n bytes gets a mapping of its own (a "huge" block). */
+static bool own_mapping(size_t n) {
+  size_t before = mallinfo2().hblks;
+  void *volatile p = malloc(n);
+  bool own = mallinfo2().hblks == before + 1;
+  free(p);
+  return own;
+}
+
+static int child_env_threshold(void) {
+  /* MALLOC_MMAP_THRESHOLD_=262144: 300 KiB blocks get their own mapping */
+  return own_mapping(300 << 10) && !own_mapping(200 << 10) ? 0 : 1;
+}
+
+static int child_background(void) {
+  enum { COUNT = 200000 };
+  static void *blocks[COUNT];
+  for (int i = 0; i < COUNT; i++) {
+    blocks[i] = malloc(1000 + (size_t)(i % 7) * 100);
+    fill_bytes(blocks[i], 3, 1000);
+  }
+  size_t peak = resident_bytes();
+  for (int i = 0; i < COUNT; i++)
+    free(blocks[i]);
+  /* idle: no allocator call at all while the delays pass */
+  struct timespec ts = {2, 500 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  size_t idle = resident_bytes();
+  fprintf(stderr, "  background: peak %zu MiB, idle after 2.5 s %zu MiB\n", peak >> 20,
+          idle >> 20);
+  return idle < peak / 10 ? 0 : 1;
+}
+
+static const char *self_path;
+
+static void rerun_with(const char *variable, const char *value, const char *mode) {
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    setenv(variable, value, 1);
+    execl(self_path, self_path, mode, (char *)NULL);
+    _exit(127);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void mallopt_moves_the_mmap_threshold(void **state) {
+  (void)state;
+  assert_false(own_mapping(1 << 20));
+  assert_int_equal(mallopt(M_MMAP_THRESHOLD, 512 << 10), 1);
+  assert_true(own_mapping(1 << 20));
+  assert_true(own_mapping(512 << 10));
+  assert_false(own_mapping(256 << 10));
+  assert_int_equal(mallopt(M_MMAP_THRESHOLD, 64 << 20), 1); /* beyond 2 MiB: clamped */
+  assert_false(own_mapping(2 << 20));
+  assert_true(own_mapping((2 << 20) + 1));
+}
+
+static void glibc_environment_threshold(void **state) {
+  (void)state;
+  rerun_with("MALLOC_MMAP_THRESHOLD_", "262144", "env-threshold");
+}
+
+static void background_thread_shrinks_an_idle_process(void **state) {
+  (void)state;
+  rerun_with("VMALLOC_BACKGROUND", "1", "background");
+}
+
+int main(int argc, char **argv) {
+  self_path = argv[0];
+  if (argc > 1 && strcmp(argv[1], "env-threshold") == 0)
+    return child_env_threshold();
+  if (argc > 1 && strcmp(argv[1], "background") == 0)
+    return child_background();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(mallopt_moves_the_mmap_threshold),
+      cmocka_unit_test(glibc_environment_threshold),
+      cmocka_unit_test(background_thread_shrinks_an_idle_process),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
