@@ -106,7 +106,9 @@ static vm_segment_t *segment_map(void) {
   return segment;
 }
 
-/* A cached or fresh segment for heap, or NULL when the kernel has no memory for one. */
+/* A cached or fresh segment for heap, or NULL when the kernel has no memory for one.
+ * When mapping fails, the empty segments kept in the cache are unmapped and it is tried
+ * once more: under an address-space limit the cache must not cost an allocation. */
 static vm_segment_t *segment_obtain(vm_heap_t *heap) {
   vm_lock(&segments_lock);
   vm_segment_t *segment = cache;
@@ -115,48 +117,56 @@ static vm_segment_t *segment_obtain(vm_heap_t *heap) {
     cache_count--;
   }
   vm_unlock(&segments_lock);
-  if (segment == NULL && (segment = segment_map()) == NULL)
+  if (segment == NULL && (segment = segment_map()) == NULL &&
+      (!vm_segment_release_cache() || (segment = segment_map()) == NULL))
     return NULL;
   segment_reset(segment, heap);
   return segment;
 }
 
-/* An empty segment leaves its heap: into the cache (kept mapped for reuse and purged on
- * the usual schedule, so it costs address space, not memory), or back to the kernel. */
+/* An empty segment leaves its heap for the cache: kept mapped for reuse, its memory
+ * purged on the usual schedule (so it costs address space, not memory). Cached segments
+ * beyond VMALLOC_SEGMENT_CACHE are unmapped once they have been empty for the escalation
+ * delay too (see purge_all): a program that frees and reallocates a big working set
+ * within that time maps nothing and takes no page fault. */
 static void segment_release(vm_segment_t *segment) {
   vm_assert(1, segment->live_pages == 0);
   atomic_store_explicit(&segment->owner_heap, NULL, memory_order_release);
+  segment->cached_since_ms = vm_os_now_ms();
   vm_lock(&segments_lock);
-  if (cache_count < (size_t)vm_option(VM_OPTION_SEGMENT_CACHE)) {
-    list_push(&cache, segment, ON_CACHE);
-    cache_count++;
-    vm_unlock(&segments_lock);
-    return;
-  }
-  all_list_remove(segment);
-  vm_registry_remove(segment);
+  list_push(&cache, segment, ON_CACHE);
+  cache_count++;
   vm_unlock(&segments_lock);
-  vm_os_release(segment, segment->size);
 }
 
-/* Unmaps every cached segment; true if there was any. */
-bool vm_segment_release_cache(void) {
-  vm_lock(&segments_lock);
-  vm_segment_t *list = cache;
-  cache = NULL;
-  cache_count = 0;
-  for (vm_segment_t *s = list; s != NULL; s = s->next) {
-    all_list_remove(s);
-    vm_registry_remove(s);
-  }
-  vm_unlock(&segments_lock);
-  bool released = list != NULL;
+/* Unmaps a list of segments linked through `next`, already off every list. */
+static void unmap_segments(vm_segment_t *list) {
   while (list != NULL) {
     vm_segment_t *next = list->next;
     vm_os_release(list, list->size);
     list = next;
   }
-  return released;
+}
+
+/* Takes a cached segment off the lists for unmapping (segments_lock held). */
+static void uncache(vm_segment_t *segment, vm_segment_t **doomed) {
+  list_remove(&cache, segment);
+  cache_count--;
+  all_list_remove(segment);
+  vm_registry_remove(segment);
+  segment->next = *doomed;
+  *doomed = segment;
+}
+
+/* Unmaps every cached segment; true if there was any. */
+bool vm_segment_release_cache(void) {
+  vm_segment_t *doomed = NULL;
+  vm_lock(&segments_lock);
+  while (cache != NULL)
+    uncache(cache, &doomed);
+  vm_unlock(&segments_lock);
+  unmap_segments(doomed);
+  return doomed != NULL;
 }
 
 /* ---- slices and pages -------------------------------------------------------------- */
@@ -616,7 +626,17 @@ static size_t purge_all(int64_t now, bool force, bool all_heaps) {
   for (vm_segment_t *s = all_segments; s != NULL; s = s->all_next)
     if (all_heaps || atomic_load_explicit(&s->owner_heap, memory_order_acquire) == NULL)
       purged += segment_purge(s, now, force); /* cached or abandoned, or all_heaps */
+  /* the cache beyond its reserve: unmapped once empty for both delays (oldest last) */
+  vm_segment_t *doomed = NULL;
+  int64_t linger = vm_option(VM_OPTION_PURGE_DELAY_MS) + vm_option(VM_OPTION_PURGE_ESCALATE_MS);
+  size_t reserve = (size_t)vm_option(VM_OPTION_SEGMENT_CACHE);
+  for (vm_segment_t *s = cache, *next; s != NULL && cache_count > reserve; s = next) {
+    next = s->next;
+    if (force || now - s->cached_since_ms >= linger)
+      uncache(s, &doomed);
+  }
   vm_unlock(&segments_lock);
+  unmap_segments(doomed);
   return purged;
 }
 

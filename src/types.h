@@ -104,6 +104,7 @@ struct vm_segment_s {
   uint64_t committed_slices;        /* strict overcommit only: slices made accessible */
   int64_t dirty_since_ms;           /* when the oldest dirty slice was freed */
   int64_t lazy_since_ms;            /* when the oldest lazy slice was purged */
+  int64_t cached_since_ms;          /* when it became empty and entered the cache */
   size_t huge_block_offset;         /* huge: where the block starts */
   vm_segment_t *next;               /* in the owner's list, the abandoned list or cache */
   vm_segment_t *prev;
