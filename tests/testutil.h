@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define KiB ((size_t)1 << 10)
@@ -204,6 +205,38 @@ static inline void fill_bytes(void *block, int byte, size_t size)
 static inline bool is_aligned(const void *pointer, size_t alignment)
 {
     return ((uintptr_t)pointer & (alignment - 1)) == 0;
+}
+
+/* The process's mapped (field 0) or resident (field 1) bytes, from /proc/self/statm. */
+static inline size_t statm_bytes(int field)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long values[2] = {0, 0};
+    if (f != NULL) {
+        if (fscanf(f, "%lu %lu", &values[0], &values[1]) != 2)
+            values[0] = values[1] = 0;
+        fclose(f);
+    }
+    return values[field] * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static inline size_t resident_bytes(void) { return statm_bytes(1); }
+static inline size_t mapped_bytes(void) { return statm_bytes(0); }
+
+/* Runs fn(arg) in a forked child (so limits and heap state stay there) and returns its
+ * exit code, or 128 + the signal that killed it. */
+static inline int run_forked(int (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        _exit(fn(arg));
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 #endif

@@ -17,17 +17,6 @@
 
 #include "../testutil.h"
 
-static size_t resident_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, resident = 0;
-  if (f != NULL) {
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-      resident = 0;
-    fclose(f);
-  }
-  return resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Whether a block of n bytes gets a mapping of its own (a "huge" block). */
 static bool own_mapping(size_t n) {
   size_t before = mallinfo2().hblks;

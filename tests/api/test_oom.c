@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "../testutil.h"
+
 #define LIMIT ((size_t)512 << 20)
 #define MAX_BLOCKS (1 << 20)
 
@@ -40,18 +42,6 @@ static size_t fill(void **blocks, size_t *count, size_t size) {
 static void release(void **blocks, size_t count) {
   for (size_t i = 0; i < count; i++)
     free(blocks[i]);
-}
-
-/* Address space mapped now, from /proc/self/statm. */
-static size_t mapped_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long pages = 0;
-  if (f != NULL) {
-    if (fscanf(f, "%lu", &pages) != 1)
-      pages = 0;
-    fclose(f);
-  }
-  return pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* In the child: fill, free, fill again, for small, large and huge blocks. Of the address
@@ -84,18 +74,21 @@ static int child(size_t size, unsigned percent) {
   return 0;
 }
 
+typedef struct {
+  size_t size;
+  unsigned percent;
+} oom_case_t;
+
+static int run_case(void *arg) {
+  oom_case_t *c = arg;
+  return child(c->size, c->percent);
+}
+
 static void run_in_child(size_t size, unsigned percent) {
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0)
-    _exit(child(size, percent));
-  int status;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  if (!WIFEXITED(status))
-    fail_msg("child for %zu-byte blocks died with signal %d", size, WTERMSIG(status));
-  if (WEXITSTATUS(status) != 0)
-    fail_msg("child for %zu-byte blocks failed with code %d", size, WEXITSTATUS(status));
+  oom_case_t c = {size, percent};
+  int code = run_forked(run_case, &c);
+  if (code != 0)
+    fail_msg("child for %zu-byte blocks failed with code %d", size, code);
 }
 
 /* 4 KiB blocks must use 90% of what is left. The others lose more to rounding: a 100000

@@ -22,17 +22,6 @@
 
 #define GiB ((size_t)1 << 30)
 
-static size_t resident_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, resident = 0;
-  if (f != NULL) {
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-      resident = 0;
-    fclose(f);
-  }
-  return resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Fills about `total` bytes with blocks of sizes in [min, max], touching all of them. */
 static void **fill(size_t total, size_t min, size_t max, size_t *count) {
   size_t capacity = total / min + 1;
@@ -69,20 +58,21 @@ static void sleep_ms(long ms) {
   nanosleep(&ts, NULL);
 }
 
-typedef int (*child_fn)(size_t min, size_t max);
+typedef struct {
+  int (*fn)(size_t min, size_t max);
+  size_t min, max;
+} rss_case_t;
 
-static void run_in_child(child_fn fn, size_t min, size_t max) {
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0)
-    _exit(fn(min, max));
-  int status;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  if (!WIFEXITED(status))
-    fail_msg("child died with signal %d", WTERMSIG(status));
-  if (WEXITSTATUS(status) != 0)
-    fail_msg("child failed with code %d", WEXITSTATUS(status));
+static int run_case(void *arg) {
+  rss_case_t *c = arg;
+  return c->fn(c->min, c->max);
+}
+
+static void run_in_child(int (*fn)(size_t, size_t), size_t min, size_t max) {
+  rss_case_t c = {fn, min, max};
+  int code = run_forked(run_case, &c);
+  if (code != 0)
+    fail_msg("child for %zu-%zu byte blocks failed with code %d", min, max, code);
 }
 
 /* After freeing 1 GiB and malloc_trim(0): resident at most 5% of the peak plus 8 MiB. */
