@@ -12,12 +12,8 @@
 void *vm_heap_malloc(vm_heap_t *heap, size_t n) {
   if (n <= VM_MEDIUM_MAX) {
     vm_page_t *page = heap->queues[vm_class_of(n)].first;
-    if (page != NULL && page->free != NULL) {
-      vm_block_t *block = page->free;
-      page->free = block->next;
-      page->used++;
-      return block;
-    }
+    if (page != NULL && page->free != NULL)
+      return vm_page_pop(page, page->free, heap->list_secret);
     return vm_page_malloc_slow(heap, n);
   }
   if (n <= vm_huge_threshold())
@@ -75,18 +71,18 @@ static VM_NOINLINE void free_unregistered(void *p) {
     return;
   vm_segment_t *segment = vm_huge_lookup_offset_block(p);
   if (segment == NULL) {
-    vm_diag_misuse("free of a pointer that vmalloc did not allocate", p, "free()");
-    return;
+    vm_diag_misuse("invalid pointer %p (not allocated by vmalloc) in free()", p);
+    return; /* warn: someone else's memory, left alone */
   }
   vm_huge_free(segment);
 }
 
 /* Everything else free does, keeping errno as it was (munmap and madvise may set it). */
-VM_NOINLINE void vm_free_slow(vm_page_t *page, void *p, bool retire) {
+VM_NOINLINE void vm_free_slow(vm_page_t *page, void *p, vm_free_reason_t reason) {
   int saved = errno;
-  if (retire)
+  if (reason == VM_FREE_RETIRE)
     vm_page_retire(vm_heap_tls, page);
-  else if (vm_registry_contains(vm_segment_of(p)))
+  else if (reason == VM_FREE_MAYBE_TWICE || vm_registry_contains(vm_segment_of(p)))
     vm_page_free_generic(page, p);
   else
     free_unregistered(p);
@@ -106,13 +102,20 @@ static size_t usable_size_checked(const void *p, const char *where, vm_segment_t
   if (!vm_registry_contains(segment)) {
     segment = vm_huge_lookup_offset_block(p);
     if (segment == NULL) {
-      vm_diag_misuse("pointer that vmalloc did not allocate", p, where);
+      vm_diag_misuse("invalid pointer %p (not allocated by vmalloc) in %s", p, where);
       return 0;
     }
   } else {
     vm_page_t *page = vm_page_of(segment, p);
     if (!page->in_use) {
-      vm_diag_misuse("pointer that is not allocated", p, where);
+      vm_diag_misuse("invalid pointer %p (not an allocated block) in %s", p, where);
+      return 0;
+    }
+    uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
+    bool mine = (owner & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)vm_heap_tls;
+    if (!(owner & VM_PAGE_HUGE) && vm_page_block_is_freed(page, p, mine)) {
+      vm_diag_misuse("use after free of %p (%zu-byte block) in %s", p, (size_t)page->block_size,
+                     where);
       return 0;
     }
   }
@@ -162,8 +165,10 @@ void *vm_realloc(void *p, size_t n) {
   }
   vm_segment_t *segment = NULL;
   size_t usable = usable_size_checked(p, "realloc()", &segment);
-  if (usable == 0)
-    return NULL; /* misuse reported; the pointer is not ours to touch */
+  if (usable == 0) {
+    errno = EINVAL; /* misuse reported (and warn chosen): the pointer is not ours to use */
+    return NULL;
+  }
   if (segment->kind == VM_SEGMENT_HUGE && n > vm_huge_threshold()) {
     if (n == usable)
       return p;

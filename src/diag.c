@@ -117,10 +117,20 @@ void vm_diag_warn(const char *fmt, ...) {
   vm_diag_write(2, line, (size_t)n);
 }
 
-/* Heap misuse: one line naming the error and the address, then abort. */
-void vm_diag_misuse(const char *what, const void *p, const char *where) {
-  vm_diag_warn("vmalloc: %s: %p in %s\n", what, p, where);
-  abort();
+/* Heap misuse: one line naming the error and the address ("vmalloc: " fmt), then abort,
+ * or with VMALLOC_ON_ERROR=warn return so the caller can leak the block and go on. */
+void vm_diag_misuse(const char *fmt, ...) {
+  char line[512];
+  int n = vm_diag_format(line, sizeof line, "vmalloc: ");
+  va_list ap;
+  va_start(ap, fmt);
+  n += vm_diag_vformat(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+  va_end(ap);
+  line[n++] = '\n';
+  vm_diag_write(2, line, (size_t)n);
+  vm_init_process(); /* the options, if misuse comes before any allocation */
+  if (vm_option(VM_OPTION_ON_ERROR) != VM_ON_ERROR_WARN)
+    abort();
 }
 
 void vm_diag_assert_failed(const char *expr, const char *file, int line) {

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #define HEAP_CHUNK_SIZE ((size_t)64 << 10)
 
@@ -41,7 +42,24 @@ void vm_heap_direct_update(vm_heap_t *heap, unsigned class_idx) {
     heap->direct[slot] = page;
 }
 
+vm_secret_t vm_secret;
+
+/* Draws the process's secrets from the kernel's random bytes (no system call, nothing
+ * allocated). VMALLOC_CHECK=0 leaves them 0: lists plain but for the address, no key. */
+void vm_heap_secrets_init(void) {
+  if (!vm_option(VM_OPTION_CHECK))
+    return;
+  const uint8_t *random = (const uint8_t *)getauxval(AT_RANDOM);
+  uint64_t words[2] = {0x9e3779b97f4a7c15u, 0xbf58476d1ce4e5b9u};
+  if (random != NULL)
+    memcpy(words, random, sizeof words);
+  vm_secret.list_secret = (uintptr_t)words[0];
+  vm_secret.freed_key = (uintptr_t)(words[1] | 1); /* never 0: 0 means "not freed" */
+}
+
 static void heap_reset(vm_heap_t *heap) {
+  heap->list_secret = vm_secret.list_secret;
+  heap->freed_key = vm_secret.freed_key;
   for (size_t i = 0; i < VM_DIRECT_SLOTS; i++)
     heap->direct[i] = &vm_page_empty;
   memset(heap->queues, 0, sizeof heap->queues);
@@ -96,6 +114,7 @@ static void thread_exit(void *arg) {
 
 /* Called once by process init: pthread_key_create does not allocate. */
 void vm_heap_process_init(void) {
+  heap_reset(&backup_heap); /* for the secrets */
   if (pthread_key_create(&exit_key, thread_exit) == 0)
     atomic_store_explicit(&exit_key_ready, true, memory_order_release);
 }

@@ -158,6 +158,7 @@ void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page);
 void vm_heap_collect_pages(vm_heap_t *heap, bool force);
 void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
+bool vm_page_block_is_freed(vm_page_t *page, const vm_block_t *block, bool owner);
 
 /* ---- heap.c ------------------------------------------------------------------------ */
 extern __thread vm_heap_t *vm_heap_tls __attribute__((tls_model("initial-exec")));
@@ -166,6 +167,7 @@ extern vm_page_t vm_page_empty;
 vm_heap_t *vm_heap_for_thread(void); /* creates the calling thread's heap; NULL if it can't */
 void vm_heap_direct_update(vm_heap_t *heap, unsigned class_idx);
 void vm_heap_process_init(void);
+void vm_heap_secrets_init(void);
 bool vm_heap_is_valid(const vm_heap_t *heap);
 void vm_heap_count(size_t *in_use, size_t *made);
 void vm_heap_lock_all(void);
@@ -189,7 +191,9 @@ void vm_purge_fork_child(void);
 
 /* ---- alloc.c ----------------------------------------------------------------------- */
 void *vm_alloc_slow(size_t n, size_t alignment);
-void vm_free_slow(vm_page_t *page, void *p, bool retire);
+/* Why free left its fast path. */
+typedef enum { VM_FREE_OTHER, VM_FREE_RETIRE, VM_FREE_MAYBE_TWICE } vm_free_reason_t;
+void vm_free_slow(vm_page_t *page, void *p, vm_free_reason_t reason);
 void *vm_malloc(size_t n);
 void vm_free(void *p);
 void *vm_calloc(size_t count, size_t size);
@@ -206,40 +210,79 @@ void vm_free_aligned_sized(void *p, size_t alignment, size_t n);
 void *vm_heap_malloc(vm_heap_t *heap, size_t n);
 void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment);
 
+/* ---- free lists (checks: VMALLOC_CHECK) ------------------------------------------- */
+
+/* The process's secrets, from the kernel's random bytes at start-up. A page's free list
+ * stores next ^ (address of the link >> 12) ^ list_secret (safe-linking), so a pointer
+ * written over a freed block decodes to garbage, which pop notices because it leaves
+ * the segment; `freed_key` marks freed blocks. With VMALLOC_CHECK=0 both are 0 and the
+ * reports are off. */
+typedef struct {
+  uintptr_t list_secret;
+  uintptr_t freed_key;
+} vm_secret_t;
+extern vm_secret_t vm_secret;
+
+VM_INLINE vm_block_t *vm_block_next(const vm_block_t *block, uintptr_t secret) {
+  return (vm_block_t *)((uintptr_t)block->next ^ ((uintptr_t)block >> 12) ^ secret);
+}
+VM_INLINE void vm_block_set_next(vm_block_t *block, const vm_block_t *next, uintptr_t secret) {
+  block->next = (vm_block_t *)((uintptr_t)next ^ ((uintptr_t)block >> 12) ^ secret);
+}
+/* A decoded next that is neither the end nor in the block's own segment is corrupt. */
+VM_INLINE bool vm_block_next_is_bad(const vm_block_t *block, const vm_block_t *next) {
+  return (((uintptr_t)next ^ (uintptr_t)block) >> VM_SEGMENT_SHIFT) != 0 && next != NULL;
+}
+
+void *vm_page_list_corrupt(vm_page_t *page, vm_block_t *block);
+
+/* Takes the first block of a page's non-empty free list. */
+VM_INLINE void *vm_page_pop(vm_page_t *page, vm_block_t *block, uintptr_t secret) {
+  vm_block_t *next = vm_block_next(block, secret);
+  if (vm_unlikely(vm_block_next_is_bad(block, next)))
+    return vm_page_list_corrupt(page, block);
+  page->free = next;
+  page->used++;
+  block->freed = 0;
+  return block;
+}
+
 /* The malloc fast path: TLS heap, direct table, pop. Everything else is vm_alloc_slow. */
 VM_INLINE void *vm_malloc_fast(size_t n) {
   vm_heap_t *heap = vm_heap_tls;
   if (vm_likely(n <= VM_DIRECT_MAX)) {
     vm_page_t *page = heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN];
     vm_block_t *block = page->free;
-    if (vm_likely(block != NULL)) {
-      page->free = block->next;
-      page->used++;
-      return block;
-    }
+    if (vm_likely(block != NULL))
+      return vm_page_pop(page, block, heap->list_secret);
   }
   return vm_alloc_slow(n, 0);
 }
 
 /* The free fast path: a registered segment, a page owned by this thread's heap with no
- * flag set (one compare), push. Everything else is vm_free_slow. */
+ * flag set (one compare), a block not marked freed, push. The rest is vm_free_slow. */
 VM_INLINE void vm_free_fast(void *p) {
   vm_segment_t *segment = vm_segment_of(p);
   if (vm_unlikely(!vm_registry_contains(p))) {
-    vm_free_slow(NULL, p, false);
+    vm_free_slow(NULL, p, VM_FREE_OTHER);
     return;
   }
   vm_page_t *page = vm_page_of(segment, p);
-  if (vm_likely(atomic_load_explicit(&page->owner, memory_order_relaxed) ==
-                (uintptr_t)vm_heap_tls)) {
+  vm_heap_t *heap = vm_heap_tls;
+  if (vm_likely(atomic_load_explicit(&page->owner, memory_order_relaxed) == (uintptr_t)heap)) {
     vm_block_t *block = p;
-    block->next = page->free;
+    if (vm_unlikely(block->freed == heap->freed_key)) {
+      vm_free_slow(page, p, VM_FREE_MAYBE_TWICE);
+      return;
+    }
+    vm_block_set_next(block, page->free, heap->list_secret);
+    block->freed = heap->freed_key;
     page->free = block;
     if (vm_unlikely(--page->used == 0))
-      vm_free_slow(page, p, true);
+      vm_free_slow(page, p, VM_FREE_RETIRE);
     return;
   }
-  vm_free_slow(page, p, false);
+  vm_free_slow(page, p, VM_FREE_OTHER);
 }
 
 /* ---- init.c ------------------------------------------------------------------------ */
@@ -259,6 +302,7 @@ long vm_option(vm_option_id_t id);
 void vm_option_set(vm_option_id_t id, long value);
 void vm_options_print(int fd);
 int vm_mallopt(int param, int value);
+#define VM_ON_ERROR_WARN 1 /* VMALLOC_ON_ERROR=warn */
 /* Blocks larger than this get their own mapping (VMALLOC_MMAP_THRESHOLD, mallopt). */
 VM_INLINE size_t vm_huge_threshold(void) { return (size_t)vm_option(VM_OPTION_MMAP_THRESHOLD); }
 
@@ -276,7 +320,7 @@ int vm_malloc_info(int options, struct _IO_FILE *fp);
 
 /* ---- diag.c ------------------------------------------------------------------------ */
 void vm_diag_assert_failed(const char *expr, const char *file, int line) __attribute__((noreturn));
-void vm_diag_misuse(const char *what, const void *p, const char *where);
+void vm_diag_misuse(const char *fmt, ...);
 void vm_diag_warn(const char *fmt, ...);
 /* Allocation-free formatting into buf: %s %d %u %zu %zd %p %x %lu %ld %%. */
 int vm_diag_format(char *buf, size_t size, const char *fmt, ...);

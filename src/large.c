@@ -25,7 +25,9 @@ void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
   /* its one block is out: FULL, with the notify duty armed for a remote free */
   atomic_store_explicit(&page->thread_free, VM_THREAD_FREE_NOTIFY, memory_order_relaxed);
   atomic_store_explicit(&page->owner, (uintptr_t)heap | VM_PAGE_FULL, memory_order_relaxed);
-  return vm_page_area(vm_segment_of(page), page);
+  vm_block_t *block = (vm_block_t *)vm_page_area(vm_segment_of(page), page);
+  block->freed = 0; /* the memory may hold an old block's freed key */
+  return block;
 }
 
 /* A dedicated mapping for one block; fresh mappings read as zero. */

@@ -12,11 +12,12 @@ extern char **environ;
 
 typedef struct {
   const char *name;
+  const char *type;
   long value, min, max;
   const char *help;
 } option_t;
 
-#define VM_OPTION(name, type, def, lo, hi, help) {#name, def, lo, hi, help},
+#define VM_OPTION(name, type, def, lo, hi, help) {#name, type, def, lo, hi, help},
 static option_t options[VM_OPTION_COUNT] = {
 #include "options.def"
 };
@@ -44,6 +45,22 @@ static const char *lookup(const char *prefix, const char *name, const char *suff
       return v + plen + nlen + slen + 1;
   }
   return NULL;
+}
+
+/* The position of `text` among the '|'-separated words of `choices`, or -1. */
+static long choice_index(const char *choices, const char *text) {
+  size_t len = strlen(text);
+  long index = 0;
+  for (const char *c = choices; *c != '\0'; index++) {
+    const char *end = strchr(c, '|');
+    size_t word = end != NULL ? (size_t)(end - c) : strlen(c);
+    if (word == len && strncasecmp(c, text, len) == 0)
+      return index;
+    if (end == NULL)
+      break;
+    c = end + 1;
+  }
+  return -1;
 }
 
 /* Parses a decimal number, or true/false/yes/no/on/off; false on anything else. */
@@ -82,8 +99,9 @@ void vm_options_init(void) {
     const char *text = lookup("VMALLOC_", options[i].name, "");
     if (text == NULL)
       continue;
-    long value;
-    if (!parse(text, &value) || value < options[i].min || value > options[i].max) {
+    long value = strchr(options[i].type, '|') != NULL ? choice_index(options[i].type, text) : -1;
+    if ((value < 0 && !parse(text, &value)) || value < options[i].min ||
+        value > options[i].max) {
       vm_diag_warn("vmalloc: ignoring VMALLOC_%s=%s (expected %ld..%ld); using %ld\n",
                    options[i].name, text, options[i].min, options[i].max, options[i].value);
       continue;

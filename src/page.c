@@ -118,9 +118,10 @@ static void page_extend(vm_page_t *page) {
     count = (size_t)(page->reserved - page->capacity);
   uint8_t *first = vm_page_area(vm_segment_of(page), page) + (size_t)page->capacity * size;
   uint8_t *last = first + (count - 1) * size;
+  uintptr_t secret = vm_secret.list_secret;
   for (uint8_t *b = first; b < last; b += size)
-    ((vm_block_t *)b)->next = (vm_block_t *)(b + size);
-  ((vm_block_t *)last)->next = page->free;
+    vm_block_set_next((vm_block_t *)b, (vm_block_t *)(b + size), secret);
+  vm_block_set_next((vm_block_t *)last, page->free, secret);
   page->free = (vm_block_t *)first;
   page->capacity += (uint16_t)count;
 }
@@ -133,14 +134,15 @@ size_t vm_page_collect(vm_page_t *page) {
     return 0;
   vm_block_t *list = (vm_block_t *)atomic_exchange_explicit(&page->thread_free, 0,
                                                             memory_order_acquire);
-  size_t count = 1;
-  vm_block_t *tail = list;
-  while (tail->next != NULL) {
-    tail = tail->next;
+  /* the remote list's links are plain: encode each as it joins the free list */
+  uintptr_t secret = vm_secret.list_secret;
+  size_t count = 0;
+  for (vm_block_t *block = list, *next; block != NULL; block = next) {
+    next = block->next;
+    vm_block_set_next(block, page->free, secret);
+    page->free = block;
     count++;
   }
-  tail->next = page->free;
-  page->free = list;
   vm_assert(1, page->used >= count);
   page->used -= (uint16_t)count;
   return count;
@@ -278,9 +280,18 @@ void *vm_page_malloc_slow(vm_heap_t *heap, size_t n) {
   vm_page_t *page = find_page(heap, vm_class_of(n));
   if (page == NULL)
     return NULL;
-  vm_block_t *block = page->free;
-  page->free = block->next;
+  return vm_page_pop(page, page->free, vm_secret.list_secret);
+}
+
+/* A free list whose next link decodes outside its segment was written after free (or
+ * overrun). The rest of the list is dropped (its blocks leak): nothing on it can be
+ * trusted. The block itself was on the list legitimately, so with warn it is used. */
+void *vm_page_list_corrupt(vm_page_t *page, vm_block_t *block) {
+  vm_diag_misuse("corrupted free list at %p (%zu-byte blocks; a write after free?) in malloc()",
+                 (void *)block, (size_t)page->block_size);
+  page->free = NULL;
   page->used++;
+  block->freed = 0;
   return block;
 }
 
@@ -313,6 +324,32 @@ static void free_remote(vm_page_t *page, vm_block_t *block) {
   }
 }
 
+/* Whether block is on the page's free list or its remote list: confirms a double free
+ * that the freed-block key suggests. Owner only: nobody else takes from these lists. */
+static bool on_free_lists(const vm_page_t *page, const vm_block_t *block) {
+  uintptr_t secret = vm_secret.list_secret;
+  size_t limit = page->reserved;
+  for (const vm_block_t *b = page->free; b != NULL && limit-- > 0; b = vm_block_next(b, secret))
+    if (b == block)
+      return true;
+  uintptr_t remote = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+  limit = page->reserved;
+  for (const vm_block_t *b = (const vm_block_t *)(remote & ~(uintptr_t)VM_THREAD_FREE_NOTIFY);
+       b != NULL && limit-- > 0; b = b->next)
+    if (b == block)
+      return true;
+  return false;
+}
+
+/* Reports a freed block handed to `where`, if the checks are on and it really is freed:
+ * the key is a strong hint, and the owner confirms it on its own lists; another thread
+ * cannot look at those, so it trusts the key (only a copy of freed memory forges it). */
+bool vm_page_block_is_freed(vm_page_t *page, const vm_block_t *block, bool owner) {
+  if (vm_secret.freed_key == 0 || block->freed != vm_secret.freed_key)
+    return false;
+  return !owner || on_free_lists(page, block);
+}
+
 /* The start of the block that holds p, or NULL if p is past the page's blocks. (Not
  * capacity: the owner may be raising it while another thread frees.) */
 static vm_block_t *block_containing(vm_page_t *page, void *p) {
@@ -324,18 +361,18 @@ static vm_block_t *block_containing(vm_page_t *page, void *p) {
   return (vm_block_t *)(area + index * page->block_size);
 }
 
-/* free() for every case the fast path leaves: FULL, ALIGNED or HUGE pages, blocks of
- * other threads, and pointers that are not ours to free. */
+/* free() for every case the fast path leaves: FULL or HUGE pages, blocks of other
+ * threads, blocks that look freed already, and pointers that are not ours to free. */
 void vm_page_free_generic(vm_page_t *page, void *p) {
   uintptr_t owner = owner_of(page);
   if (vm_unlikely(!page->in_use)) {
-    vm_diag_misuse("free of a pointer that is not allocated", p, "free()");
+    vm_diag_misuse("invalid pointer %p (not an allocated block; freed twice?) in free()", p);
     return;
   }
   if (owner & VM_PAGE_HUGE) {
     vm_segment_t *segment = vm_segment_of(page);
     if (vm_unlikely((uint8_t *)p != (uint8_t *)segment + segment->huge_block_offset)) {
-      vm_diag_misuse("free of a pointer that is not the start of a block", p, "free()");
+      vm_diag_misuse("invalid pointer %p (inside a block) in free()", p);
       return;
     }
     vm_huge_free(segment);
@@ -343,15 +380,23 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
   }
   vm_block_t *block = block_containing(page, p);
   if (vm_unlikely(block != p)) {
-    vm_diag_misuse("free of a pointer that is not the start of a block", p, "free()");
+    vm_diag_misuse("invalid pointer %p (inside a %zu-byte block) in free()", p,
+                   (size_t)page->block_size);
     return;
   }
   vm_heap_t *heap = vm_heap_tls;
-  if ((owner & ~(uintptr_t)VM_PAGE_FLAGS) != (uintptr_t)heap) {
+  bool mine = (owner & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)heap;
+  if (vm_unlikely(vm_page_block_is_freed(page, block, mine))) {
+    vm_diag_misuse("double free of %p (%zu-byte block) in free()", p, (size_t)page->block_size);
+    return; /* warn: the block stays where it is */
+  }
+  if (!mine) {
+    block->freed = vm_secret.freed_key;
     free_remote(page, block);
     return;
   }
-  block->next = page->free;
+  vm_block_set_next(block, page->free, vm_secret.list_secret);
+  block->freed = vm_secret.freed_key;
   page->free = block;
   page->used--;
   if (owner & VM_PAGE_FULL)
@@ -366,7 +411,7 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
 static bool count_list(const vm_page_t *page, const vm_block_t *list, size_t *count) {
   uint8_t *area = vm_page_area(vm_segment_of(page), page);
   size_t n = 0;
-  for (const vm_block_t *b = list; b != NULL; b = b->next) {
+  for (const vm_block_t *b = list; b != NULL; b = vm_block_next(b, vm_secret.list_secret)) {
     size_t offset = (size_t)((const uint8_t *)b - area);
     if ((const uint8_t *)b < area || offset % page->block_size != 0 ||
         offset / page->block_size >= page->capacity || ++n > page->capacity)

@@ -17,9 +17,13 @@ typedef struct vm_heap_s vm_heap_t;
 typedef struct vm_page_s vm_page_t;
 typedef struct vm_segment_s vm_segment_t;
 
-/* A free block: the first word links to the next free block of the same page. */
+/* A free block. On a page's own free list `next` is encoded (see vm_block_next in
+ * internal.h) and `freed` holds the process's freed-block key, which is how free spots a
+ * block freed twice; on the atomic remote list `next` is a plain pointer. Every block is
+ * at least 16 bytes, so both words fit. */
 typedef struct vm_block_s {
   struct vm_block_s *next;
+  uintptr_t freed;
 } vm_block_t;
 
 /* Flags kept in the low bits of vm_page_t.owner, so that free tests one word: it equals
@@ -123,6 +127,8 @@ struct vm_segment_s {
  * pool and census links (under the heap lock). Heaps are never unmapped: a thread that
  * exits returns its heap to a pool, so a stale pointer to one is always safe to write. */
 struct vm_heap_s {
+  uintptr_t list_secret;  /* copies of the process's secrets (vm_secret), next to the  */
+  uintptr_t freed_key;    /* direct table so the fast paths find them in a hot line    */
   vm_page_t *direct[VM_DIRECT_SLOTS];
   vm_page_queue_t queues[VM_CLASS_COUNT + 1];
   vm_segment_t *segments_avail;

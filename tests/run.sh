@@ -32,8 +32,8 @@ if [ -z "$offenders" ]; then record os-layer 0; else record os-layer 1 "kernel m
 # The README's option table matches src/options.def (name and default).
 missing_options=""
 while read -r name def; do
-  grep -qE "^\| \`VMALLOC_${name}\` \| ${def} \|" README.md || missing_options+=" VMALLOC_$name=$def"
-done < <(sed -nE 's/^VM_OPTION\(([A-Z_]+), *[a-z]+, *(-?[0-9]+),.*/\1 \2/p' src/options.def)
+  grep -qE "^\| \`VMALLOC_${name}\` \| ${def}( \([a-z]+\))? \|" README.md || missing_options+=" VMALLOC_$name=$def"
+done < <(sed -nE 's/^VM_OPTION\(([A-Z_]+), *"[^"]*", *(-?[0-9]+),.*/\1 \2/p' src/options.def)
 if [ -z "$missing_options" ]; then record readme-options 0; else record readme-options 1 "README option table lacks:$missing_options"; fi
 
 run_binary() { # name timeout command...

@@ -30,6 +30,8 @@ build/tests/unit/%: tests/unit/%.c build/libvmalloc-debug.a tests/unit/unit.h | 
 build/tests/%: tests/%.c libvmalloc.so $(wildcard tests/*.h) | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(LINK_VM) -lcmocka
+# Misuse on purpose: the compiler must neither warn about it nor optimise it away.
+build/tests/death/%: TEST_CFLAGS += -fno-builtin -Wno-free-nonheap-object -Wno-use-after-free
 build/tests/cpp/%: tests/cpp/%.cc libvmalloc.so
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O1 -g -pthread -Iinclude $< -o $@ $(LINK_VM)

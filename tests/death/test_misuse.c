@@ -1,0 +1,189 @@
+/* Heap misuse ends in one clear line and SIGABRT, in a forked child each; with
+ * VMALLOC_ON_ERROR=warn the same line is printed and the program goes on. The expected
+ * text is the start of the message, after "vmalloc: ". */
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../testutil.h"
+
+typedef void (*misuse_fn)(void);
+
+static void *volatile sink;
+
+static void double_free_small(void) {
+  void *p = malloc(64);
+  free(p);
+  free(p);
+}
+static void double_free_after_other_frees(void) {
+  void *blocks[8];
+  for (int i = 0; i < 8; i++)
+    blocks[i] = malloc(100);
+  free(blocks[3]);
+  free(blocks[5]);
+  free(blocks[3]);
+}
+static void double_free_medium(void) {
+  void *keep = malloc(20000), *p = malloc(20000);
+  sink = keep;
+  free(p);
+  free(p);
+}
+static void *free_in_thread(void *p) {
+  free(p);
+  return NULL;
+}
+static void double_free_across_threads(void) {
+  void *keep = malloc(48), *p = malloc(48);
+  sink = keep;
+  pthread_t t;
+  pthread_create(&t, NULL, free_in_thread, p);
+  pthread_join(t, NULL);
+  free(p);
+}
+static void free_of_foreign_pointer(void) {
+  static char not_heap[64];
+  free(not_heap + 16);
+}
+static void free_of_stack_pointer(void) {
+  char local[32];
+  sink = local;
+  free(local);
+}
+static void free_inside_large_block(void) {
+  char *p = malloc(300 << 10);
+  free(p + 4096);
+}
+static void free_inside_huge_block(void) {
+  char *p = malloc(8 << 20);
+  free(p + 4096);
+}
+static void realloc_of_freed_block(void) {
+  void *keep = malloc(32), *p = malloc(32);
+  sink = keep;
+  free(p);
+  sink = realloc(p, 64);
+}
+static void usable_size_of_foreign_pointer(void) {
+  static char not_heap[64];
+  sink = (void *)malloc_usable_size(not_heap);
+}
+static void write_after_free_corrupts_list(void) {
+  void *keep = malloc(80);
+  sink = keep;
+  uintptr_t *a = malloc(80), *b = malloc(80);
+  free(b);
+  free(a); /* a's first word now links to b, encoded */
+  a[0] = (uintptr_t)0x4141414141414141; /* a write after free */
+  sink = malloc(80); /* takes a */
+  sink = malloc(80); /* follows the corrupted link */
+}
+
+typedef struct {
+  const char *name;
+  misuse_fn fn;
+  const char *message;
+} misuse_t;
+
+static const misuse_t misuses[] = {
+    {"double free", double_free_small, "double free of 0x"},
+    {"double free among others", double_free_after_other_frees, "double free of 0x"},
+    {"double free of a medium block", double_free_medium, "double free of 0x"},
+    {"double free across threads", double_free_across_threads, "double free of 0x"},
+    {"free of a static array", free_of_foreign_pointer, "invalid pointer 0x"},
+    {"free of a stack array", free_of_stack_pointer, "invalid pointer 0x"},
+    {"free inside a large block", free_inside_large_block, "invalid pointer 0x"},
+    {"free inside a huge block", free_inside_huge_block, "invalid pointer 0x"},
+    {"realloc of a freed block", realloc_of_freed_block, "use after free of 0x"},
+    {"malloc_usable_size of a foreign pointer", usable_size_of_foreign_pointer,
+     "invalid pointer 0x"},
+    {"write after free", write_after_free_corrupts_list, "corrupted free list at 0x"},
+};
+
+/* Runs misuse in a child with stderr captured; returns the signal or 0, fills out. */
+static int run_misuse(const misuse_t *m, bool warn, char *out, size_t size) {
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    if (warn) {
+      setenv("VMALLOC_ON_ERROR", "warn", 1);
+      execl("/proc/self/exe", "test_misuse", "child", m->name, (char *)NULL);
+      _exit(127);
+    }
+    m->fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  size_t len = 0;
+  ssize_t n;
+  while (len + 1 < size && (n = read(fds[0], out + len, size - 1 - len)) > 0)
+    len += (size_t)n;
+  out[len] = '\0';
+  close(fds[0]);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  if (WIFSIGNALED(status))
+    return WTERMSIG(status);
+  return WEXITSTATUS(status) == 0 ? 0 : -WEXITSTATUS(status);
+}
+
+static void each_misuse_aborts_with_one_line(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof misuses / sizeof misuses[0]; i++) {
+    char out[1024], expected[128];
+    int sig = run_misuse(&misuses[i], false, out, sizeof out);
+    snprintf(expected, sizeof expected, "vmalloc: %s", misuses[i].message);
+    if (sig != SIGABRT || strncmp(out, expected, strlen(expected)) != 0 ||
+        strchr(out, '\n') != out + strlen(out) - 1)
+      fail_msg("%s: signal %d, stderr \"%s\", expected SIGABRT and one line \"%s...\"",
+               misuses[i].name, sig, out, expected);
+  }
+}
+
+static void with_warn_each_misuse_is_reported_and_survived(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof misuses / sizeof misuses[0]; i++) {
+    char out[1024], expected[128];
+    int result = run_misuse(&misuses[i], true, out, sizeof out);
+    snprintf(expected, sizeof expected, "vmalloc: %s", misuses[i].message);
+    if (result != 0 || strncmp(out, expected, strlen(expected)) != 0)
+      fail_msg("%s with warn: result %d, stderr \"%s\", expected survival and \"%s...\"",
+               misuses[i].name, result, out, expected);
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "child") == 0) {
+    for (size_t i = 0; i < sizeof misuses / sizeof misuses[0]; i++)
+      if (strcmp(argv[2], misuses[i].name) == 0) {
+        misuses[i].fn();
+        /* the heap must still work after the report */
+        void *p = malloc(100);
+        free(p);
+        return 0;
+      }
+    return 2;
+  }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(each_misuse_aborts_with_one_line),
+      cmocka_unit_test(with_warn_each_misuse_is_reported_and_survived),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
