@@ -13,7 +13,9 @@ BENCH_BIN    := build/bench/workloads build/bench/runner build/bench/instr \
                 build/bench/libglibc-shim.so
 BENCH_RUN    := build/bench/runner
 BENCH_OPTS    = $(if $(filter 1 yes,$(QUICK)),--quick) $(if $(REPS),--reps $(REPS)) \
-                --vmalloc ./libvmalloc.so --vmalloc-version '$(VERSION)' $(BENCH_ARGS)
+                --vmalloc ./libvmalloc.so --vmalloc-version '$(BENCH_VERSION)' $(BENCH_ARGS)
+# The version in reports: the release and, in a git work tree, the commit.
+BENCH_VERSION = $(VERSION)$(shell git rev-parse --short HEAD 2>/dev/null | sed 's/^/ (git /; s/$$/)/')
 
 .PHONY: bench bench-deps bench-instr bench-smoke bench-build
 
@@ -24,7 +26,7 @@ bench-smoke: all bench-build
 	@$(BENCH_RUN) smoke --vmalloc ./libvmalloc.so $(BENCH_ARGS)
 
 bench-instr: all bench-build
-	@$(BENCH_RUN) instr --vmalloc ./libvmalloc.so --vmalloc-version '$(VERSION)' $(BENCH_ARGS)
+	@$(BENCH_RUN) instr --vmalloc ./libvmalloc.so --vmalloc-version '$(BENCH_VERSION)' $(BENCH_ARGS)
 
 bench-deps:
 	apt-get install -y libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4

@@ -229,18 +229,19 @@ VM_INLINE vm_block_t *vm_block_next(const vm_block_t *block, uintptr_t secret) {
 VM_INLINE void vm_block_set_next(vm_block_t *block, const vm_block_t *next, uintptr_t secret) {
   block->next = (vm_block_t *)((uintptr_t)next ^ ((uintptr_t)block >> 12) ^ secret);
 }
-/* A decoded next that is neither the end nor in the block's own segment is corrupt. */
-VM_INLINE bool vm_block_next_is_bad(const vm_block_t *block, const vm_block_t *next) {
-  return (((uintptr_t)next ^ (uintptr_t)block) >> VM_SEGMENT_SHIFT) != 0 && next != NULL;
+/* Whether a decoded next leaves the block's segment: the end of the list (NULL) or a
+ * corrupt link. One test for both keeps pop short; vm_page_pop_last tells them apart. */
+VM_INLINE bool vm_block_next_leaves(const vm_block_t *block, const vm_block_t *next) {
+  return (((uintptr_t)next ^ (uintptr_t)block) >> VM_SEGMENT_SHIFT) != 0;
 }
 
-void *vm_page_list_corrupt(vm_page_t *page, vm_block_t *block);
+void *vm_page_pop_last(vm_page_t *page, vm_block_t *block, vm_block_t *next);
 
 /* Takes the first block of a page's non-empty free list. */
 VM_INLINE void *vm_page_pop(vm_page_t *page, vm_block_t *block, uintptr_t secret) {
   vm_block_t *next = vm_block_next(block, secret);
-  if (vm_unlikely(vm_block_next_is_bad(block, next)))
-    return vm_page_list_corrupt(page, block);
+  if (vm_unlikely(vm_block_next_leaves(block, next)))
+    return vm_page_pop_last(page, block, next);
   page->free = next;
   page->used++;
   block->freed = 0;

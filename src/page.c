@@ -283,12 +283,13 @@ void *vm_page_malloc_slow(vm_heap_t *heap, size_t n) {
   return vm_page_pop(page, page->free, vm_secret.list_secret);
 }
 
-/* A free list whose next link decodes outside its segment was written after free (or
- * overrun). The rest of the list is dropped (its blocks leak): nothing on it can be
- * trusted. The block itself was on the list legitimately, so with warn it is used. */
-void *vm_page_list_corrupt(vm_page_t *page, vm_block_t *block) {
-  vm_diag_misuse("corrupted free list at %p (%zu-byte blocks; a write after free?) in malloc()",
-                 (void *)block, (size_t)page->block_size);
+/* Pop, when the next link leaves the segment: the list's last block, or a link written
+ * after free (or overrun). A corrupt rest of the list is dropped (its blocks leak):
+ * nothing on it can be trusted; the block itself was on the list legitimately. */
+void *vm_page_pop_last(vm_page_t *page, vm_block_t *block, vm_block_t *next) {
+  if (next != NULL)
+    vm_diag_misuse("corrupted free list at %p (%zu-byte blocks; a write after free?) in malloc()",
+                   (void *)block, (size_t)page->block_size);
   page->free = NULL;
   page->used++;
   block->freed = 0;
