@@ -1,6 +1,6 @@
 /* Pages: one page serves one size class from its own free lists (see vm_page_t). This
  * file holds the single malloc slow path for classes, the class queues of a heap, and
- * the free path for everything the fast path in alloc.c does not take. */
+ * the free path for everything the inline fast path (internal.h) does not take. */
 #include "internal.h"
 
 /* A fresh page hands out blocks a few KiB at a time, so memory is touched as it is used. */

@@ -27,7 +27,7 @@ typedef struct vm_block_s {
 } vm_block_t;
 
 /* Flags kept in the low bits of vm_page_t.owner, so that free tests one word: it equals
- * the calling thread's heap exactly when the block may be pushed on the local list. */
+ * the calling thread's heap exactly when the block may be pushed on the free list. */
 #define VM_PAGE_FULL 1u /* off its class queue; a remote free must notify the owner */
 #define VM_PAGE_HUGE 2u /* the only block of a dedicated mapping */
 #define VM_PAGE_FLAGS 3u
