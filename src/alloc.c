@@ -9,7 +9,7 @@
 /* ---- allocation on a given heap ---------------------------------------------------- */
 
 /* n bytes from heap, any size; NULL when memory is exhausted (errno left to the caller). */
-void *vm_heap_malloc(vm_heap_t *heap, size_t n) {
+static void *heap_malloc(vm_heap_t *heap, size_t n) {
   if (n <= VM_MEDIUM_MAX) {
     vm_page_t *page = heap->queues[vm_class_of(n)].first;
     if (page != NULL && page->free != NULL)
@@ -26,15 +26,15 @@ void *vm_heap_malloc(vm_heap_t *heap, size_t n) {
 /* n bytes aligned to `alignment` (a power of two). Up to 64 KiB of alignment costs nothing
  * extra: page areas start at 64 KiB boundaries, and rounding n up to a multiple of the
  * alignment lands on a class whose size is such a multiple too (see sizeclass.c). */
-void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
+static void *heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
   if (alignment <= VM_ALIGN)
-    return vm_heap_malloc(heap, n);
+    return heap_malloc(heap, n);
   if (n > VM_MAX_REQUEST)
     return NULL;
   if (alignment <= VM_SLICE_SIZE) {
     size_t rounded = vm_align_up(n == 0 ? 1 : n, alignment);
     if (rounded <= VM_MEDIUM_MAX) {
-      void *p = vm_heap_malloc(heap, rounded);
+      void *p = heap_malloc(heap, rounded);
       vm_assert(1, p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
       return p;
     }
@@ -42,6 +42,33 @@ void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
   if (n <= vm_huge_threshold() && alignment <= VM_LARGE_MAX)
     return vm_large_malloc(heap, n, alignment);
   return vm_huge_malloc(n, alignment);
+}
+
+/* The block p lies in: its raw size and whether it is a class block (reused whole). */
+static size_t raw_block_size(void *p, bool *class_block) {
+  vm_segment_t *segment = vm_segment_of(p);
+  if (!vm_registry_contains(segment))
+    segment = vm_huge_lookup_offset_block(p);
+  *class_block = false;
+  if (segment->kind == VM_SEGMENT_HUGE)
+    return segment->size - segment->huge_block_offset;
+  vm_page_t *page = vm_page_of(segment, p);
+  *class_block = page->class_idx != 0;
+  return page->block_size;
+}
+
+/* The heap's allocation, through the checks of VMALLOC_CHECK >= 2 when they are on. */
+void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
+  if (vm_likely(vm_check_level() < 2))
+    return heap_malloc_aligned(heap, n, alignment);
+  if (n > VM_MAX_REQUEST)
+    return NULL;
+  void *p = heap_malloc_aligned(heap, n + VM_CHECK_OVERHEAD, alignment);
+  if (p == NULL)
+    return NULL;
+  bool class_block;
+  size_t size = raw_block_size(p, &class_block);
+  return vm_check_on_malloc(p, n, size, class_block);
 }
 
 /* The calling thread's heap (made on first use), or the backup heap under its lock. */
@@ -94,7 +121,7 @@ void vm_free(void *p) { vm_free_fast(p); }
 /* ---- the rest of the family -------------------------------------------------------- */
 
 /* The block that p points to: its segment and page, or a misuse report naming `where`.
- * Returns the usable size, 0 for NULL. */
+ * Returns the usable size, 0 for NULL, SIZE_MAX after a misuse report. */
 static size_t usable_size_checked(const void *p, const char *where, vm_segment_t **segment_out) {
   if (p == NULL)
     return 0;
@@ -103,30 +130,40 @@ static size_t usable_size_checked(const void *p, const char *where, vm_segment_t
     segment = vm_huge_lookup_offset_block(p);
     if (segment == NULL) {
       vm_diag_misuse("invalid pointer %p (not allocated by vmalloc) in %s", p, where);
-      return 0;
+      return SIZE_MAX;
     }
   } else {
     vm_page_t *page = vm_page_of(segment, p);
     if (!page->in_use) {
       vm_diag_misuse("invalid pointer %p (not an allocated block) in %s", p, where);
-      return 0;
+      return SIZE_MAX;
     }
     uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
     bool mine = (owner & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)vm_heap_tls;
     if (!(owner & VM_PAGE_HUGE) && vm_page_block_is_freed(page, p, mine)) {
       vm_diag_misuse("use after free of %p (%zu-byte block) in %s", p, (size_t)page->block_size,
                      where);
-      return 0;
+      return SIZE_MAX;
     }
   }
   if (segment_out != NULL)
     *segment_out = segment;
-  if (segment->kind == VM_SEGMENT_HUGE)
-    return segment->size - segment->huge_block_offset;
-  return vm_page_of(segment, p)->block_size;
+  bool class_block;
+  size_t size = raw_block_size((void *)p, &class_block);
+  if (vm_check_level() >= 2) { /* a checked block: what was asked for, if intact */
+    size = vm_check_requested((void *)p, size);
+    if (size == SIZE_MAX) {
+      vm_diag_misuse("heap overflow past the end of %p detected in %s", p, where);
+      return SIZE_MAX;
+    }
+  }
+  return size;
 }
 
-size_t vm_usable_size(const void *p) { return usable_size_checked(p, "malloc_usable_size()", NULL); }
+size_t vm_usable_size(const void *p) {
+  size_t size = usable_size_checked(p, "malloc_usable_size()", NULL);
+  return size == SIZE_MAX ? 0 : size;
+}
 
 /* Whether a block just handed out for n bytes is known to read as zero: a huge block (a
  * fresh mapping) or a large one carved from slices never touched or purged with
@@ -165,11 +202,13 @@ void *vm_realloc(void *p, size_t n) {
   }
   vm_segment_t *segment = NULL;
   size_t usable = usable_size_checked(p, "realloc()", &segment);
-  if (usable == 0) {
+  if (usable == SIZE_MAX) {
     errno = EINVAL; /* misuse reported (and warn chosen): the pointer is not ours to use */
     return NULL;
   }
-  if (segment->kind == VM_SEGMENT_HUGE && n > vm_huge_threshold()) {
+  if (vm_check_level() >= 2) {
+    /* checked blocks always move: the canary goes with the new size */
+  } else if (segment->kind == VM_SEGMENT_HUGE && n > vm_huge_threshold()) {
     if (n == usable)
       return p;
     int saved = errno;

@@ -31,7 +31,8 @@ static vm_heap_t backup_heap = {.direct = {[0 ... VM_DIRECT_SLOTS - 1] = &vm_pag
 
 /* Points the direct-table slots of a class at the class's current page. */
 void vm_heap_direct_update(vm_heap_t *heap, unsigned class_idx) {
-  if (class_idx == 0 || vm_class_size[class_idx] > VM_DIRECT_MAX)
+  /* checking tiers 2 and up keep the table empty: every malloc then takes the slow path */
+  if (class_idx == 0 || vm_class_size[class_idx] > VM_DIRECT_MAX || vm_check_level() >= 2)
     return;
   vm_page_t *page = heap->queues[class_idx].first;
   if (page == NULL)
@@ -173,7 +174,8 @@ void vm_heap_count(size_t *in_use, size_t *made) {
   *made = total;
 }
 
-/* A heap's invariants (see vm_heap_t): its queues, their pages and the direct table. */
+/* A heap's invariants (see vm_heap_t): its queues, their pages, the direct table, and that
+ * no page of the heap's that should be on a queue is missing from it. */
 bool vm_heap_is_valid(const vm_heap_t *heap) {
   for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
     const vm_page_queue_t *queue = &heap->queues[c];
@@ -194,5 +196,21 @@ bool vm_heap_is_valid(const vm_heap_t *heap) {
           return false;
     }
   }
+  /* the converse: every class page of ours that is not FULL is on its queue */
+  const vm_segment_t *lists[2] = {heap->segments_avail, heap->segments_full};
+  for (int l = 0; l < 2; l++)
+    for (const vm_segment_t *s = lists[l]; s != NULL; s = s->next)
+      for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
+        const vm_page_t *page = &s->pages[i];
+        uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
+        if (!page->in_use || page->slice_offset != 0 || page->class_idx == 0 ||
+            (owner & ~(uintptr_t)VM_PAGE_FLAGS) != (uintptr_t)heap || (owner & VM_PAGE_FULL))
+          continue;
+        const vm_page_t *q = heap->queues[page->class_idx].first;
+        while (q != NULL && q != page)
+          q = q->next;
+        if (q == NULL)
+          return false;
+      }
   return heap->direct[0] == heap->direct[1];
 }

@@ -149,6 +149,7 @@ VM_INLINE uint8_t *vm_page_area(const vm_segment_t *segment, const vm_page_t *pa
 /* ---- page.c ------------------------------------------------------------------------ */
 void *vm_page_malloc_slow(vm_heap_t *heap, size_t n);
 void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx);
+uintptr_t vm_page_owner_word(const vm_heap_t *heap);
 size_t vm_page_collect(vm_page_t *page);
 void vm_page_retire(vm_heap_t *heap, vm_page_t *page);
 void vm_page_free_generic(vm_page_t *page, void *p);
@@ -207,7 +208,6 @@ void *vm_pvalloc(size_t n);
 size_t vm_usable_size(const void *p);
 void vm_free_sized(void *p, size_t n);
 void vm_free_aligned_sized(void *p, size_t alignment, size_t n);
-void *vm_heap_malloc(vm_heap_t *heap, size_t n);
 void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment);
 
 /* ---- free lists (checks: VMALLOC_CHECK) ------------------------------------------- */
@@ -318,6 +318,20 @@ struct mallinfo vm_mallinfo(void);
 void vm_malloc_stats(void);
 struct _IO_FILE;
 int vm_malloc_info(int options, struct _IO_FILE *fp);
+
+/* ---- check.c (VMALLOC_CHECK >= 2) ------------------------------------------------- */
+#define VM_CHECK_OVERHEAD 16 /* a canary after the block and its size in the last word */
+#define VM_EXTEND_BYTES 4096 /* a fresh page hands out blocks this much at a time */
+#define EXTEND_MAX_BLOCKS (VM_EXTEND_BYTES / VM_ALIGN)
+VM_INLINE int vm_check_level(void) { return (int)vm_option(VM_OPTION_CHECK); }
+void vm_check_junk_fresh(uint8_t *first, size_t count, size_t block_size);
+void *vm_check_on_malloc(void *p, size_t n, size_t block_size, bool class_block);
+size_t vm_check_requested(void *p, size_t block_size);
+bool vm_check_on_free(void *p, size_t block_size, bool class_block, const char *where);
+vm_block_t *vm_check_quarantine(void *p, size_t bytes);
+bool vm_check_in_quarantine(const void *p);
+vm_block_t *vm_check_shuffled_list(uint8_t *first, size_t count, size_t block_size,
+                                   vm_block_t *tail_next, uintptr_t secret);
 
 /* ---- diag.c ------------------------------------------------------------------------ */
 void vm_diag_assert_failed(const char *expr, const char *file, int line) __attribute__((noreturn));

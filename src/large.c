@@ -24,7 +24,8 @@ void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
   page->next = page->prev = NULL;
   /* its one block is out: FULL, with the notify duty armed for a remote free */
   atomic_store_explicit(&page->thread_free, VM_THREAD_FREE_NOTIFY, memory_order_relaxed);
-  atomic_store_explicit(&page->owner, (uintptr_t)heap | VM_PAGE_FULL, memory_order_relaxed);
+  atomic_store_explicit(&page->owner, vm_page_owner_word(heap) | VM_PAGE_FULL,
+                        memory_order_relaxed);
   vm_block_t *block = (vm_block_t *)vm_page_area(vm_segment_of(page), page);
   block->freed = 0; /* the memory may hold an old block's freed key */
   return block;
@@ -48,7 +49,8 @@ void *vm_huge_malloc(size_t n, size_t alignment) {
   page->block_size = 0; /* the segment knows the size */
   page->pinned = 0;
   page->reserved = page->capacity = page->used = 1;
-  atomic_store_explicit(&page->owner, VM_PAGE_HUGE, memory_order_relaxed);
+  atomic_store_explicit(&page->owner, vm_page_owner_word(NULL) | VM_PAGE_HUGE,
+                        memory_order_relaxed);
   return block;
 }
 

@@ -3,9 +3,6 @@
  * the free path for everything the inline fast path (internal.h) does not take. */
 #include "internal.h"
 
-/* A fresh page hands out blocks a few KiB at a time, so memory is touched as it is used. */
-#define EXTEND_BYTES 4096
-#define EXTEND_MIN_BLOCKS 1
 
 /* ---- class queues ------------------------------------------------------------------ */
 
@@ -95,6 +92,11 @@ static void set_owner(vm_page_t *page, uintptr_t owner) {
   atomic_store_explicit(&page->owner, owner, memory_order_relaxed);
 }
 
+/* What a page owned by heap has in its owner word: the heap, and the checking flag. */
+uintptr_t vm_page_owner_word(const vm_heap_t *heap) {
+  return (uintptr_t)heap | (vm_check_level() >= 2 ? VM_PAGE_CHECKED : 0);
+}
+
 void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->class_idx = (uint8_t)class_idx;
   page->block_size = vm_class_size[class_idx];
@@ -105,24 +107,32 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->free = NULL;
   page->next = page->prev = NULL;
   atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
-  set_owner(page, (uintptr_t)heap);
+  set_owner(page, vm_page_owner_word(heap));
 }
 
-/* Carves the next few never-used blocks onto the free list. */
+/* Carves the next few never-used blocks onto the free list: a few KiB at a time, so
+ * memory is touched as it is used. */
 static void page_extend(vm_page_t *page) {
   size_t size = page->block_size;
-  size_t count = EXTEND_BYTES / size;
-  if (count < EXTEND_MIN_BLOCKS)
-    count = EXTEND_MIN_BLOCKS;
+  size_t count = VM_EXTEND_BYTES / size;
+  if (count < 1)
+    count = 1;
   if (count > (size_t)(page->reserved - page->capacity))
     count = (size_t)(page->reserved - page->capacity);
   uint8_t *first = vm_page_area(vm_segment_of(page), page) + (size_t)page->capacity * size;
-  uint8_t *last = first + (count - 1) * size;
   uintptr_t secret = vm_secret.list_secret;
-  for (uint8_t *b = first; b < last; b += size)
-    vm_block_set_next((vm_block_t *)b, (vm_block_t *)(b + size), secret);
-  vm_block_set_next((vm_block_t *)last, page->free, secret);
-  page->free = (vm_block_t *)first;
+  int level = vm_check_level();
+  if (level >= 2)
+    vm_check_junk_fresh(first, count, size);
+  if (level >= 3) {
+    page->free = vm_check_shuffled_list(first, count, size, page->free, secret);
+  } else {
+    uint8_t *last = first + (count - 1) * size;
+    for (uint8_t *b = first; b < last; b += size)
+      vm_block_set_next((vm_block_t *)b, (vm_block_t *)(b + size), secret);
+    vm_block_set_next((vm_block_t *)last, page->free, secret);
+    page->free = (vm_block_t *)first;
+  }
   page->capacity += (uint16_t)count;
 }
 
@@ -152,15 +162,16 @@ static bool page_has_room(const vm_page_t *page) {
   return page->free != NULL || page->capacity < page->reserved;
 }
 
-/* Takes a page that has no free block off its queue. Fails (and the page keeps its place)
- * when a remote free arrived meanwhile: then there is something to collect. */
-static bool page_try_mark_full(vm_heap_t *heap, vm_page_t *page) {
+/* Marks a page that has no free block FULL, taking it off its queue if it is on one. Fails
+ * (and the page keeps its place) when a remote free arrived meanwhile: then there is
+ * something to collect. */
+static bool page_try_mark_full(vm_heap_t *heap, vm_page_t *page, bool queued) {
   uintptr_t expected = 0;
   if (!atomic_compare_exchange_strong_explicit(&page->thread_free, &expected,
                                                VM_THREAD_FREE_NOTIFY, memory_order_acq_rel,
                                                memory_order_relaxed))
     return false;
-  if (page->class_idx != 0)
+  if (queued)
     vm_page_queue_remove(heap, page);
   set_owner(page, owner_of(page) | VM_PAGE_FULL);
   return true;
@@ -205,7 +216,7 @@ bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page) {
  * goes on a queue, stays FULL, or (empty) goes back to the segment. */
 void vm_page_adopt(vm_heap_t *heap, vm_page_t *page) {
   vm_assert(1, !page->pinned);
-  set_owner(page, (uintptr_t)heap);
+  set_owner(page, vm_page_owner_word(heap));
   vm_page_collect(page);
   /* the notify bit of an abandoned FULL page is ours to clear now */
   atomic_fetch_and_explicit(&page->thread_free, ~(uintptr_t)VM_THREAD_FREE_NOTIFY,
@@ -219,7 +230,7 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page) {
       queue_push_back(heap, page);
       return;
     }
-    if (page_try_mark_full(heap, page))
+    if (page_try_mark_full(heap, page, false)) /* an adopted page is on no queue yet */
       return;
     vm_page_collect(page);
   }
@@ -255,7 +266,7 @@ static vm_page_t *find_page(vm_heap_t *heap, unsigned class_idx) {
     vm_page_collect(page);
     if (page->free == NULL && page->capacity < page->reserved)
       page_extend(page);
-    if (page->free == NULL && page_try_mark_full(heap, page))
+    if (page->free == NULL && page_try_mark_full(heap, page, true))
       continue;
     vm_page_collect(page); /* a remote free may have beaten the mark */
     if (page->free == NULL)
@@ -348,7 +359,8 @@ static bool on_free_lists(const vm_page_t *page, const vm_block_t *block) {
 bool vm_page_block_is_freed(vm_page_t *page, const vm_block_t *block, bool owner) {
   if (vm_secret.freed_key == 0 || block->freed != vm_secret.freed_key)
     return false;
-  return !owner || on_free_lists(page, block);
+  return !owner || on_free_lists(page, block) ||
+         (vm_check_level() >= 3 && vm_check_in_quarantine(block));
 }
 
 /* The start of the block that holds p, or NULL if p is past the page's blocks. (Not
@@ -362,7 +374,41 @@ static vm_block_t *block_containing(vm_page_t *page, void *p) {
   return (vm_block_t *)(area + index * page->block_size);
 }
 
-/* free() for every case the fast path leaves: FULL or HUGE pages, blocks of other
+/* Returns a block to its page: pushed locally if the page is ours, else remotely. */
+static void release_block(vm_page_t *page, vm_block_t *block) {
+  uintptr_t owner = owner_of(page);
+  vm_heap_t *heap = vm_heap_tls;
+  block->freed = vm_secret.freed_key;
+  if ((owner & ~(uintptr_t)VM_PAGE_FLAGS) != (uintptr_t)heap) {
+    free_remote(page, block);
+    return;
+  }
+  vm_block_set_next(block, page->free, vm_secret.list_secret);
+  page->free = block;
+  page->used--;
+  if (owner & VM_PAGE_FULL)
+    page_unfull(heap, page);
+  else if (page->used == 0)
+    vm_page_retire(heap, page);
+}
+
+/* VMALLOC_CHECK >= 2: the canary must be intact; at 3 the block then waits in quarantine,
+ * and the blocks that leave it are released instead. */
+static void checked_release(vm_page_t *page, vm_block_t *block) {
+  if (!vm_check_on_free(block, page->block_size, page->class_idx != 0, "free()"))
+    return; /* reported (warn): the block is leaked */
+  if (vm_check_level() < 3) {
+    release_block(page, block);
+    return;
+  }
+  block->freed = vm_secret.freed_key; /* a second free finds it in quarantine */
+  for (vm_block_t *b = vm_check_quarantine(block, page->block_size), *next; b != NULL; b = next) {
+    next = b->next;
+    release_block(vm_page_of(vm_segment_of(b), b), b);
+  }
+}
+
+/* free() for every case the fast path leaves: FULL, HUGE or CHECKED pages, blocks of other
  * threads, blocks that look freed already, and pointers that are not ours to free. */
 void vm_page_free_generic(vm_page_t *page, void *p) {
   uintptr_t owner = owner_of(page);
@@ -376,6 +422,9 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
       vm_diag_misuse("invalid pointer %p (inside a block) in free()", p);
       return;
     }
+    if ((owner & VM_PAGE_CHECKED) &&
+        !vm_check_on_free(p, segment->size - segment->huge_block_offset, false, "free()"))
+      return;
     vm_huge_free(segment);
     return;
   }
@@ -385,25 +434,15 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
                    (size_t)page->block_size);
     return;
   }
-  vm_heap_t *heap = vm_heap_tls;
-  bool mine = (owner & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)heap;
+  bool mine = (owner & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)vm_heap_tls;
   if (vm_unlikely(vm_page_block_is_freed(page, block, mine))) {
     vm_diag_misuse("double free of %p (%zu-byte block) in free()", p, (size_t)page->block_size);
     return; /* warn: the block stays where it is */
   }
-  if (!mine) {
-    block->freed = vm_secret.freed_key;
-    free_remote(page, block);
-    return;
-  }
-  vm_block_set_next(block, page->free, vm_secret.list_secret);
-  block->freed = vm_secret.freed_key;
-  page->free = block;
-  page->used--;
-  if (owner & VM_PAGE_FULL)
-    page_unfull(heap, page);
-  else if (page->used == 0)
-    vm_page_retire(heap, page);
+  if (owner & VM_PAGE_CHECKED)
+    checked_release(page, block);
+  else
+    release_block(page, block);
 }
 
 /* ---- invariants -------------------------------------------------------------------- */

@@ -28,9 +28,10 @@ typedef struct vm_block_s {
 
 /* Flags kept in the low bits of vm_page_t.owner, so that free tests one word: it equals
  * the calling thread's heap exactly when the block may be pushed on the free list. */
-#define VM_PAGE_FULL 1u /* off its class queue; a remote free must notify the owner */
-#define VM_PAGE_HUGE 2u /* the only block of a dedicated mapping */
-#define VM_PAGE_FLAGS 3u
+#define VM_PAGE_FULL 1u    /* off its class queue; a remote free must notify the owner */
+#define VM_PAGE_HUGE 2u    /* the only block of a dedicated mapping */
+#define VM_PAGE_CHECKED 4u /* VMALLOC_CHECK >= 2: every free goes through check.c */
+#define VM_PAGE_FLAGS 7u
 
 /* The low bit of thread_free: set while the page is FULL and nobody has yet told the
  * owner that a block came back. The remote freer that clears it notifies. */

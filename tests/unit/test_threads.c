@@ -70,6 +70,39 @@ static void heaps_of_exited_threads_are_adopted(void **state) {
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
+/* A thread that exits holding full pages: adopting them must take them as they are
+ * (FULL, on no queue) and leave a valid heap. */
+static void *fill_pages_and_exit(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < 3 * 1024 + 100; i++) /* three full 64-byte pages and part of one */
+    blocks[i] = vm_malloc(64);
+  return NULL;
+}
+
+static void full_pages_of_exited_threads_are_adopted(void **state) {
+  (void)state;
+  static void *blocks[3 * 1024 + 100];
+  void *own[10]; /* this heap has a queue for the class too */
+  for (int i = 0; i < 10; i++)
+    own[i] = vm_malloc(64);
+  pthread_t t;
+  pthread_create(&t, NULL, fill_pages_and_exit, blocks);
+  pthread_join(t, NULL);
+  vm_purge_collect(false); /* adopts the abandoned segment */
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+  for (int i = 0; i < 10; i++)
+    vm_free(own[i]);
+  for (int i = 0; i < 3 * 1024 + 100; i++)
+    vm_free(blocks[i]);
+  void *more[2048];
+  for (int i = 0; i < 2048; i++)
+    more[i] = vm_malloc(64);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+  for (int i = 0; i < 2048; i++)
+    vm_free(more[i]);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
 /* Mixed stress: every thread allocates, writes, and passes blocks around a ring of
  * mailboxes, so most frees are remote; contents are checked before every free. */
 enum { THREADS = 6, MAILBOX = 512, ROUNDS = 60000 };
@@ -130,6 +163,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(blocks_freed_by_another_thread_come_back),
       cmocka_unit_test(heaps_of_exited_threads_are_adopted),
+      cmocka_unit_test(full_pages_of_exited_threads_are_adopted),
       cmocka_unit_test(threads_passing_blocks_around),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
