@@ -1,6 +1,7 @@
 /* Heap misuse ends in one clear line and SIGABRT, in a forked child each; with
  * VMALLOC_ON_ERROR=warn the same line is printed and the program goes on. The expected
- * text is the start of the message, after "vmalloc: ". */
+ * text is the start of the message, after "vmalloc: ". The last cases need a heavier
+ * checking tier (VMALLOC_CHECK=2 or 3). */
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,25 +92,53 @@ static void write_after_free_corrupts_list(void) {
   sink = malloc(80); /* follows the corrupted link */
 }
 
+/* Caught only by the heavier tiers (VMALLOC_CHECK=2 and 3). */
+static void overflow_by_one_byte(void) {
+  char *p = malloc(40);
+  p[40] = 'x';
+  free(p);
+}
+static void write_after_free_in_block_body(void) {
+  char *keep = malloc(200);
+  sink = keep;
+  char *p = malloc(200);
+  free(p);
+  p[100] = 'x'; /* not the link words: only the junk check sees it */
+  sink = malloc(200);
+}
+static void double_free_while_in_quarantine(void) {
+  void *p = malloc(72);
+  free(p);
+  for (int i = 0; i < 10; i++) /* other frees: p stays in quarantine, off every list */
+    free(malloc(72));
+  free(p);
+}
+
 typedef struct {
   const char *name;
   misuse_fn fn;
   const char *message;
+  const char *check_level; /* VMALLOC_CHECK for this case; NULL: the default */
 } misuse_t;
 
 static const misuse_t misuses[] = {
-    {"double free", double_free_small, "double free of 0x"},
-    {"double free among others", double_free_after_other_frees, "double free of 0x"},
-    {"double free of a medium block", double_free_medium, "double free of 0x"},
-    {"double free across threads", double_free_across_threads, "double free of 0x"},
-    {"free of a static array", free_of_foreign_pointer, "invalid pointer 0x"},
-    {"free of a stack array", free_of_stack_pointer, "invalid pointer 0x"},
-    {"free inside a large block", free_inside_large_block, "invalid pointer 0x"},
-    {"free inside a huge block", free_inside_huge_block, "invalid pointer 0x"},
-    {"realloc of a freed block", realloc_of_freed_block, "use after free of 0x"},
+    {"double free", double_free_small, "double free of 0x", NULL},
+    {"double free among others", double_free_after_other_frees, "double free of 0x", NULL},
+    {"double free of a medium block", double_free_medium, "double free of 0x", NULL},
+    {"double free across threads", double_free_across_threads, "double free of 0x", NULL},
+    {"free of a static array", free_of_foreign_pointer, "invalid pointer 0x", NULL},
+    {"free of a stack array", free_of_stack_pointer, "invalid pointer 0x", NULL},
+    {"free inside a large block", free_inside_large_block, "invalid pointer 0x", NULL},
+    {"free inside a huge block", free_inside_huge_block, "invalid pointer 0x", NULL},
+    {"realloc of a freed block", realloc_of_freed_block, "use after free of 0x", NULL},
     {"malloc_usable_size of a foreign pointer", usable_size_of_foreign_pointer,
-     "invalid pointer 0x"},
-    {"write after free", write_after_free_corrupts_list, "corrupted free list at 0x"},
+     "invalid pointer 0x", NULL},
+    {"write after free", write_after_free_corrupts_list, "corrupted free list at 0x", NULL},
+    {"overflow by one byte", overflow_by_one_byte, "heap overflow past the end of 0x", "2"},
+    {"write after free in a block's body", write_after_free_in_block_body,
+     "write after free at 0x", "2"},
+    {"double free while in quarantine", double_free_while_in_quarantine, "double free of 0x",
+     "3"},
 };
 
 /* Runs misuse in a child with stderr captured; returns the signal or 0, fills out. */
@@ -122,8 +151,11 @@ static int run_misuse(const misuse_t *m, bool warn, char *out, size_t size) {
   if (pid == 0) {
     dup2(fds[1], 2);
     close(fds[0]);
-    if (warn) {
-      setenv("VMALLOC_ON_ERROR", "warn", 1);
+    if (warn || m->check_level != NULL) { /* options are read at start-up: run anew */
+      if (warn)
+        setenv("VMALLOC_ON_ERROR", "warn", 1);
+      if (m->check_level != NULL)
+        setenv("VMALLOC_CHECK", m->check_level, 1);
       execl("/proc/self/exe", "test_misuse", "child", m->name, (char *)NULL);
       _exit(127);
     }
