@@ -51,7 +51,7 @@ static size_t raw_block_size(void *p, bool *class_block) {
     segment = vm_huge_lookup_offset_block(p);
   *class_block = false;
   if (segment->kind == VM_SEGMENT_HUGE)
-    return segment->size - segment->huge_block_offset;
+    return vm_segment_huge_usable(segment);
   vm_page_t *page = vm_page_of(segment, p);
   *class_block = page->class_idx != 0;
   return page->block_size;

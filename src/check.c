@@ -8,7 +8,8 @@
  *      with junk (their first 4 KiB), checked when they are handed out again (a write
  *      after free).
  *   3: also freed blocks wait in a quarantine before reuse, blocks of a fresh page are
- *      handed out in random order, and huge blocks get an inaccessible guard page. */
+ *      handed out in random order, and huge blocks end in an inaccessible guard page
+ *      (segment.c). */
 #include "internal.h"
 
 #include <string.h>

@@ -91,6 +91,7 @@ void *vm_os_map(size_t size);                                            /* NULL
 void vm_os_release(void *p, size_t size);
 bool vm_os_commit(void *p, size_t size);
 bool vm_os_decommit(void *p, size_t size);
+bool vm_os_guard(void *p, size_t size);
 vm_purge_result_t vm_os_purge(void *p, size_t size, bool now);
 void vm_os_advise_huge(void *p, size_t size);
 void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment);
@@ -130,6 +131,9 @@ void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page);
 vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block_offset);
 void vm_segment_huge_free(vm_segment_t *segment);
 void vm_segment_huge_attach(vm_segment_t *segment);
+VM_INLINE size_t vm_segment_huge_usable(const vm_segment_t *segment) {
+  return segment->size - segment->huge_block_offset - segment->huge_guard;
+}
 void vm_segment_huge_detach(vm_segment_t *segment);
 void vm_segment_abandon_all(vm_heap_t *heap);
 bool vm_segment_release_cache(void);

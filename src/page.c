@@ -423,7 +423,7 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
       return;
     }
     if ((owner & VM_PAGE_CHECKED) &&
-        !vm_check_on_free(p, segment->size - segment->huge_block_offset, false, "free()"))
+        !vm_check_on_free(p, vm_segment_huge_usable(segment), false, "free()"))
       return;
     vm_huge_free(segment);
     return;

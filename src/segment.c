@@ -393,6 +393,8 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
  * free finds it by masking (or, for alignments of a segment or more, one segment down). */
 vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block_offset) {
   size_t page = vm_os_page_size();
+  size_t guard = vm_check_level() >= 3 ? page : 0;
+  size = vm_align_up(size, page) + guard;
   size_t offset = vm_align_up(sizeof(vm_segment_t), alignment > page ? alignment : page);
   vm_segment_t *segment;
   if (offset < VM_SEGMENT_SIZE) {
@@ -411,6 +413,9 @@ vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block
   segment->size = vm_align_up(offset + size, page);
   segment->kind = VM_SEGMENT_HUGE;
   segment->huge_block_offset = offset;
+  segment->huge_guard = guard;
+  if (guard != 0 && !vm_os_guard((uint8_t *)segment + segment->size - guard, guard))
+    segment->huge_guard = 0; /* no guard, but a usable block all the same */
   segment->free_slices = 0;
   segment->live_pages = 1;
   *block_offset = offset;
