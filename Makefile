@@ -58,6 +58,7 @@ uninstall:
 	  $(DESTDIR)$(INCDIR)/vmalloc.h $(DESTDIR)$(LIBDIR)/pkgconfig/vmalloc.pc
 
 include tests/tests.mk
+include tests/fuzz/fuzz.mk
 include bench/bench.mk
 
 clean:

@@ -182,14 +182,14 @@ bool vm_heap_is_valid(const vm_heap_t *heap) {
     const vm_page_t *prev = NULL;
     for (const vm_page_t *page = queue->first; page != NULL; page = page->next) {
       if (page->prev != prev || page->class_idx != c || page->pinned != (prev == NULL) ||
-          atomic_load_explicit(&page->owner, memory_order_relaxed) != (uintptr_t)heap ||
+          atomic_load_explicit(&page->owner, memory_order_relaxed) != vm_page_owner_word(heap) ||
           !vm_page_is_valid(page))
         return false;
       prev = page;
     }
     if (queue->last != prev)
       return false;
-    if (vm_class_size[c] <= VM_DIRECT_MAX) {
+    if (vm_class_size[c] <= VM_DIRECT_MAX && vm_check_level() < 2) { /* else kept empty */
       const vm_page_t *current = queue->first != NULL ? queue->first : &vm_page_empty;
       for (size_t n = vm_class_size[c - 1] + 1; n <= vm_class_size[c]; n++)
         if (heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN] != current)

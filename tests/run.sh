@@ -68,6 +68,17 @@ if grep -q '^bench-smoke:' bench/bench.mk 2>/dev/null; then
   run_binary bench-smoke 600 make --no-print-directory bench-smoke
 fi
 
+# The fuzz harness over its saved crash inputs and seed corpus (tests/fuzz/README.md),
+# then a short fuzzing run (FUZZ_SECONDS, 120 by default; 0 skips it).
+if [ -x build/fuzz/fuzz_heap ]; then
+  run_binary fuzz-regressions 600 make --no-print-directory fuzz-regressions
+  if [ "${FUZZ_SECONDS:-120}" != 0 ]; then
+    run_binary fuzz 900 make --no-print-directory fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-120}"
+  fi
+else
+  record fuzz-regressions 77 "no libFuzzer toolchain (make fuzz-build says why)"
+fi
+
 # Real programs under LD_PRELOAD, compared with a glibc run.
 if [ -x tests/preload/run.sh ] && [ "${VMALLOC_SKIP_PRELOAD:-0}" != 1 ]; then
   run_binary preload 1200 tests/preload/run.sh ./libvmalloc.so

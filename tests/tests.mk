@@ -59,7 +59,7 @@ build/tests/sanitize/tsan-%: tests/unit/%.c $(TSAN_OBJ) tests/unit/unit.h | chec
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -DVM_DEBUG=3 $(TSAN_FLAGS) $< $(TSAN_OBJ) -o $@ -lcmocka
 
-test-build: all $(UNIT_BIN) $(API_BIN) $(CPP_BIN) $(SAN_BIN)
+test-build: all $(UNIT_BIN) $(API_BIN) $(CPP_BIN) $(SAN_BIN) fuzz-build
 
 test: check-deps test-build
 	@bash tests/run.sh

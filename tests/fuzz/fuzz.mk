@@ -27,11 +27,13 @@ FUZZ_INPUTS  := tests/fuzz/regressions tests/fuzz/corpus
 # installs clang (if $(FUZZ_CC) is missing) and libclang-rt-N-dev for its version N
 # (Debian 12: libclang-rt-14-dev holds libclang_rt.fuzzer), failing if apt-get cannot;
 # anyone else gets one line saying what to install, and the fuzz targets skip.
-FUZZ_PROBE = printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n; }\n' \
+FUZZ_PROBE_C = int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n; }
+FUZZ_PROBE = printf '%s\n' '$(FUZZ_PROBE_C)' \
 	| $(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o $(FUZZ_DIR)/probe >/dev/null 2>&1
+FUZZ_HINT = Debian: sudo apt-get install clang libclang-rt-14-dev
 FUZZ_TOOLCHAIN = { mkdir -p $(FUZZ_DIR); $(FUZZ_PROBE) || { \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-	  echo "fuzz: skipped: $(FUZZ_CC) cannot link libFuzzer programs (Debian: sudo apt-get install clang libclang-rt-14-dev)"; \
+	  echo "fuzz: skipped: $(FUZZ_CC) cannot link libFuzzer programs ($(FUZZ_HINT))"; \
 	  false; \
 	else \
 	  fuzz_install() { echo "fuzz: installing $$1"; \
@@ -58,15 +60,15 @@ $(FUZZ_BIN): tests/fuzz/fuzz_heap.c $(FUZZ_OBJ) $(FUZZ_HEADERS)
 
 # Fuzzes into build/fuzz/corpus (seeded from tests/fuzz/corpus). libFuzzer stops at the
 # first crash, whose input goes to tests/fuzz/regressions/ (minimise it with
-# `build/fuzz/fuzz_heap -minimize_crash=1 -runs=100000 FILE`).
+# `build/fuzz/fuzz_heap -minimize_crash=1 -runs=50000 -exact_artifact_path=OUT FILE`).
 fuzz: fuzz-build
 	@[ -x $(FUZZ_BIN) ] || exit 0; \
 	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes tests/fuzz/regressions; \
 	rm -f $(FUZZ_DIR)/crashes/*; \
 	echo "fuzz: running $(FUZZ_BIN) for $(FUZZ_SECONDS) s (log: $(FUZZ_DIR)/fuzz.log)"; \
 	start=$$(date +%s); \
-	$(FUZZ_BIN) -max_len=4096 -max_total_time=$(FUZZ_SECONDS) -timeout=60 -rss_limit_mb=4096 -detect_leaks=0 \
-	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_FLAGS) \
+	$(FUZZ_BIN) -max_len=4096 -max_total_time=$(FUZZ_SECONDS) -timeout=60 -rss_limit_mb=4096 \
+	  -detect_leaks=0 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_FLAGS) \
 	  $(FUZZ_DIR)/corpus tests/fuzz/corpus >$(FUZZ_DIR)/fuzz.log 2>&1; \
 	status=$$?; seconds=$$(( $$(date +%s) - start )); \
 	runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_DIR)/fuzz.log | tail -n 1); \
@@ -95,7 +97,8 @@ fuzz-regressions: fuzz-build
 	  if ! $(FUZZ_BIN) -rss_limit_mb=4096 -detect_leaks=0 "$$f" >$(FUZZ_DIR)/one.log 2>&1; then \
 	    crashes=$$((crashes + 1)); \
 	    echo "fuzz-regressions: $$f crashes:"; \
-	    grep -E '^(fuzz_heap:|vmalloc:|==[0-9]+==ERROR|SUMMARY)' $(FUZZ_DIR)/one.log | head -n 5 | sed 's/^/    /'; \
+	    grep -E '^(fuzz_heap:|vmalloc:|==[0-9]+==ERROR|SUMMARY)' $(FUZZ_DIR)/one.log \
+	      | head -n 5 | sed 's/^/    /'; \
 	  fi; \
 	  cat $(FUZZ_DIR)/one.log >>$(FUZZ_DIR)/regressions.log; \
 	done; \

@@ -83,6 +83,7 @@ UNCOVERED static inline uint64_t pattern_word(uint32_t seed, size_t i) {
   return x ^ (x >> 29);
 }
 
+/* Byte `offset` of the pattern. */
 UNCOVERED static inline uint8_t pattern(uint32_t seed, size_t offset) {
   return (uint8_t)(pattern_word(seed, offset / 8) >> (offset % 8 * 8));
 }
@@ -96,7 +97,8 @@ UNCOVERED static inline bool pass_byte(uint8_t *p, size_t i, uint32_t seed, pass
   return pass == FILL || p[i] == (pass == ZERO ? 0 : pattern(seed, i));
 }
 
-/* Applies pass to bytes [from, to) below limit, a word at a time where it can; the offset of the first wrong byte, or SIZE_MAX. */
+/* Applies pass to bytes [from, to) below limit, a word at a time where it can; returns
+ * the offset of the first wrong byte, or SIZE_MAX. */
 UNCOVERED static size_t pass_range(uint8_t *p, size_t from, size_t to, size_t limit,
                                    uint32_t seed, pass_t pass) {
   if (to > limit)
@@ -195,9 +197,9 @@ static void release(block_t *b) {
   b->p = NULL;
 }
 
-/* Resizes b's block (or makes one, if the slot is empty) to `size` bytes by `call`
- * (realloc, or reallocarray of count * elem), checking that the common prefix survived
- * and that a failure left the block as it was. */
+/* Resizes b's block (or makes one, if the slot is empty) to count * elem bytes with
+ * reallocarray, or with realloc, checking that the common prefix survived and that a
+ * failure left the block as it was. */
 static void resize(block_t *b, size_t count, size_t elem, bool array) {
   size_t size;
   bool overflow = __builtin_mul_overflow(count, elem, &size);
@@ -324,7 +326,9 @@ static void take_op(input_t *in, op_t *op) {
   case OP_REALLOCARRAY:
     op->size = take_size(in);
     op->count = 1 + op->mode % 8;
-    op->size /= op->count; /* about the size asked for, in count elements */
+    /* count elements that add up to the size asked for or a little more (so a size
+     * that cannot be had stays one) */
+    op->size = op->size / op->count + (op->size % op->count != 0);
     if (op->mode >= 0xf8) /* one time in 32: a count * size that overflows */
       op->count = SIZE_MAX / 2 + 1 + op->mode % 4;
     if (op->mode >= 0xf8 && op->size < 2)
@@ -583,8 +587,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 /* Runs the input's ops, then frees everything, ends the helper, restores the threshold
- * and gives back every page, so that the next input starts from an empty heap and a crash input
- * reproduces on its own. */
+ * and gives back every page, so that the next input starts from an empty heap and a
+ * crash input reproduces on its own. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   input_t in = {data, size, 0};
   for (op_number = 0; in.pos < in.size; op_number++) {
