@@ -2,7 +2,11 @@
 #
 #   make bench            every workload under vmalloc, glibc and the installed peers;
 #                         QUICK=1 for a one-minute run, REPS=N runs per cell,
-#                         BENCH_ARGS='--only jemalloc churn server' to narrow it down
+#                         BENCH_ARGS='--only jemalloc churn server' to narrow it down,
+#                         BENCH_ARGS='--variant vmalloc-nocheck=VMALLOC_CHECK=0' for a column
+#                         of vmalloc with options set
+#   make bench-memory     RSS after allocating, freeing, idling and malloc_trim; trim latency;
+#                         page faults of reuse (about 3 minutes; QUICK=1 for a smaller one)
 #   make bench-deps       install the peers (Debian)
 #   make bench-instr      instructions per malloc + free under callgrind
 #   make bench-smoke      every workload at a tiny scale, vmalloc's checksums against glibc's
@@ -17,10 +21,13 @@ BENCH_OPTS    = $(if $(filter 1 yes,$(QUICK)),--quick) $(if $(REPS),--reps $(REP
 # The version in reports: the release and, in a git work tree, the commit.
 BENCH_VERSION = $(VERSION)$(shell git rev-parse --short HEAD 2>/dev/null | sed 's/^/ (git /; s/$$/)/')
 
-.PHONY: bench bench-deps bench-instr bench-smoke bench-build
+.PHONY: bench bench-deps bench-instr bench-memory bench-smoke bench-build
 
 bench: all bench-build
 	@$(BENCH_RUN) run $(BENCH_OPTS)
+
+bench-memory: all bench-build
+	@$(BENCH_RUN) memory $(BENCH_OPTS)
 
 bench-smoke: all bench-build
 	@$(BENCH_RUN) smoke --vmalloc ./libvmalloc.so $(BENCH_ARGS)

@@ -3,6 +3,7 @@
  * outside the process, reported as a markdown table and an SVG chart.
  *
  *     runner [run] [options] [WORKLOAD...]   the comparison (make bench)
+ *     runner memory [options] [WORKLOAD...]  memory going back to the system (make bench-memory)
  *     runner smoke [options] [WORKLOAD...]   tiny runs, checksums compared (make bench-smoke)
  *     runner instr [options]                 instructions per operation (make bench-instr)
  *     runner measure FILE PRELOAD CMD...     run CMD, write its wall, CPU and peak RSS to FILE
@@ -28,6 +29,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,17 +48,23 @@
 #define MULTIARCH "x86_64-linux-gnu"
 #endif
 
-enum { MAX_ALLOCS = 8, MAX_REPS = 64, MAX_WORKLOADS = 32 };
+enum { MAX_ALLOCS = 12, MAX_REPS = 64, MAX_WORKLOADS = 32, MAX_PHASES = 8 };
 
 /* ------------------------------------------------------------ the tables */
 
 /* How many threads a workload runs: the THREADS given, one, or at least two. */
 enum { T_GIVEN, T_ONE, T_TWO };
 
+/* What a workload is measured for: time (the three tables), or the memory it
+ * holds phase by phase (the memory section; run by make bench-memory and by a
+ * full make bench, not by a quick one). */
+enum { TIMED, MEMORY };
+
 typedef struct {
     const char *name;
     const char *script; /* bench/progs/<script>, or NULL for the workloads program */
     int threads;
+    int kind;
     const char *about;
     /* Filled in at start-up. */
     int chosen, available;
@@ -64,20 +72,24 @@ typedef struct {
 } workload_t;
 
 static workload_t workloads[] = {
-    { "churn", NULL, T_ONE, "small-object churn in one thread (8-512 B), interpreter-like", 0, 0, "" },
-    { "mix", NULL, T_GIVEN, "long-lived tree and table, short-lived trees and lists", 0, 0, "" },
-    { "server", NULL, T_GIVEN, "working sets, random replacement, batches freed by another thread", 0, 0, "" },
-    { "prodcons", NULL, T_TWO, "producer/consumer ring: every block freed by another thread", 0, 0, "" },
-    { "cache", NULL, T_TWO, "false sharing: small objects handed over and written hard", 0, 0, "" },
-    { "realloc", NULL, T_GIVEN, "strings and vectors grown by realloc from bytes to MiB", 0, 0, "" },
-    { "large", NULL, T_GIVEN, "64 KiB-64 MiB blocks touched sparsely, freed out of order", 0, 0, "" },
-    { "aligned", NULL, T_GIVEN, "posix_memalign and aligned_alloc, 16 B-4 KiB alignments", 0, 0, "" },
-    { "threads", NULL, T_GIVEN, "short-lived threads allocating and exiting", 0, 0, "" },
-    { "fragment", NULL, T_ONE, "fragmenting pattern: peak and final RSS", 0, 0, "" },
-    { "python", "python.sh", T_ONE, "python3 script: records, strings, trees, JSON (PYTHONMALLOC=malloc)", 0, 0, "" },
-    { "sqlite", "sqlite.sh", T_ONE, "sqlite3: bulk insert, two indexes, update, delete, group by", 0, 0, "" },
-    { "redis", "redis.sh", T_ONE, "redis-server on 127.0.0.1: Lua load plus redis-benchmark", 0, 0, "" },
-    { "gcc", "gcc.sh", T_ONE, "gcc -O2 compiling a large generated C file", 0, 0, "" },
+    { "churn", NULL, T_ONE, TIMED, "small-object churn in one thread (8-512 B), interpreter-like", 0, 0, "" },
+    { "mix", NULL, T_GIVEN, TIMED, "long-lived tree and table, short-lived trees and lists", 0, 0, "" },
+    { "server", NULL, T_GIVEN, TIMED, "working sets, random replacement, batches freed by another thread", 0, 0, "" },
+    { "prodcons", NULL, T_TWO, TIMED, "producer/consumer ring: every block freed by another thread", 0, 0, "" },
+    { "cache", NULL, T_TWO, TIMED, "false sharing: small objects handed over and written hard", 0, 0, "" },
+    { "realloc", NULL, T_GIVEN, TIMED, "strings and vectors grown by realloc from bytes to MiB", 0, 0, "" },
+    { "large", NULL, T_GIVEN, TIMED, "64 KiB-64 MiB blocks touched sparsely, freed out of order", 0, 0, "" },
+    { "aligned", NULL, T_GIVEN, TIMED, "posix_memalign and aligned_alloc, 16 B-4 KiB alignments", 0, 0, "" },
+    { "threads", NULL, T_GIVEN, TIMED, "short-lived threads allocating and exiting", 0, 0, "" },
+    { "fragment", NULL, T_ONE, TIMED, "fragmenting pattern: peak and final RSS", 0, 0, "" },
+    { "thrash", NULL, T_ONE, TIMED, "64 blocks of 1 MiB allocated, written in full and freed, in a loop", 0, 0, "" },
+    { "python", "python.sh", T_ONE, TIMED, "python3 script: records, strings, trees, JSON (PYTHONMALLOC=malloc)", 0, 0, "" },
+    { "sqlite", "sqlite.sh", T_ONE, TIMED, "sqlite3: bulk insert, two indexes, update, delete, group by", 0, 0, "" },
+    { "redis", "redis.sh", T_ONE, TIMED, "redis-server on 127.0.0.1: Lua load plus redis-benchmark", 0, 0, "" },
+    { "gcc", "gcc.sh", T_ONE, TIMED, "gcc -O2 compiling a large generated C file", 0, 0, "" },
+    { "return-small", NULL, T_ONE, MEMORY, "1 GiB of 16 B-8 KiB blocks: RSS after allocating, freeing, idling, trim", 0, 0, "" },
+    { "return-large", NULL, T_ONE, MEMORY, "1 GiB of 64 KiB-1 MiB blocks: RSS after allocating, freeing, idling, trim", 0, 0, "" },
+    { "trim-latency", NULL, T_ONE, MEMORY, "malloc_trim timed on a 5 GiB heap with half its blocks freed at random", 0, 0, "" },
 };
 enum { NWORKLOADS = sizeof workloads / sizeof workloads[0] };
 
@@ -85,6 +97,8 @@ typedef struct {
     char name[32];
     char path[PATH_MAX]; /* absolute; empty for glibc */
     char version[96];
+    char env[256]; /* a variant's NAME=VALUE assignments, separated by spaces */
+    int ours;      /* vmalloc or one of its variants: its failures fail the run */
 } alloc_t;
 
 /* Peers looked for when no --alloc names them: Debian's package file names. */
@@ -99,11 +113,21 @@ static const char *lib_dirs[] = {
     "/usr/local/lib", "/usr/lib/" MULTIARCH, "/lib/" MULTIARCH, "/usr/lib64", "/usr/lib",
 };
 
+/* The end of one phase of a memory workload, as it reported it; in a cell,
+ * the medians of its runs. */
+typedef struct {
+    char name[16];
+    double rss_kb, lazy_kb, live_kb, ms;
+} phase_t;
+
 /* One measured run. */
 typedef struct {
     int ok;
     double wall, cpu;
-    long maxrss_kb, final_rss_kb, live_kb;
+    long maxrss_kb, final_rss_kb, live_kb, minflt, loops;
+    phase_t phase[MAX_PHASES];
+    int nphase;
+    char malloc_by[48], trim_by[48], release_call[96]; /* whose malloc_trim ran */
     char checksum[48];
     char error[240];
     char said[160]; /* the last line on stderr, for a checksum mismatch's report */
@@ -115,14 +139,16 @@ typedef struct {
     int nrun;
     int failed;
     char why[400];
-    double wall, cpu, rss_mib, spread, final_mib, live_mib;
+    double wall, cpu, rss_mib, spread, final_mib, live_mib, minflt, loops;
+    phase_t phase[MAX_PHASES];
+    int nphase;
 } cell_t;
 
 /* ------------------------------------------------------------- settings */
 
 static struct {
     const char *mode;
-    int quick, reps, threads, peers_in_smoke;
+    int quick, reps, mem_reps, threads, peers_in_smoke;
     double scale, timeout;
     const char *bin, *src, *out, *vmalloc, *vmalloc_version, *only_allocs;
     alloc_t alloc[MAX_ALLOCS];
@@ -131,6 +157,8 @@ static struct {
     char self[PATH_MAX];
     const char *selected[MAX_WORKLOADS];
     int nselected;
+    const char *variant[MAX_ALLOCS]; /* --variant NAME=ASSIGNMENTS, as given */
+    int nvariant;
 } cfg = {
     .reps = 0,
     .scale = 0,
@@ -254,6 +282,61 @@ static void package_version(const char *path, char *out, size_t cap)
     first_line(cmd, out, cap);
 }
 
+/* Check a --variant NAME=ASSIGNMENTS and keep it for detect_allocs. */
+static void parse_variant(const char *spec)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || eq - spec >= 32 || !eq[1])
+        fail("--variant NAME=VAR=VALUE[ VAR=VALUE...], not '%s'", spec);
+    char name[32];
+    snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
+    static const char *taken[] = { "glibc", "vmalloc", "jemalloc", "mimalloc", "tcmalloc" };
+    for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
+        if (!strcmp(name, taken[i]))
+            fail("--variant: '%s' is an allocator's name; give the variant its own", name);
+    for (int i = 0; i < cfg.nvariant; i++)
+        if (!strncmp(cfg.variant[i], spec, (size_t)(eq - spec + 1)))
+            fail("--variant: '%s' is given twice", name);
+    char words[256];
+    snprintf(words, sizeof words, "%s", eq + 1);
+    for (char *save = NULL, *w = strtok_r(words, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+        if (!strchr(w, '=') || w[0] == '=')
+            fail("--variant %s: '%s' is not VAR=VALUE", name, w);
+    if (cfg.nvariant == MAX_ALLOCS)
+        fail("too many variants");
+    cfg.variant[cfg.nvariant++] = spec;
+}
+
+/* Each variant: vmalloc's library under its own name, with its environment
+ * assignments; placed after vmalloc, so the two columns sit side by side. */
+static void add_variants(const alloc_t *base)
+{
+    if (cfg.nvariant && !base->path[0])
+        fail("--variant needs vmalloc, and %s is not built", cfg.vmalloc);
+    int at = 1;
+    for (int i = 0; i < cfg.nalloc; i++)
+        if (!strcmp(cfg.alloc[i].name, "vmalloc"))
+            at = i + 1;
+    for (int v = 0; v < cfg.nvariant; v++, at++) {
+        if (cfg.nalloc == MAX_ALLOCS)
+            fail("too many allocators");
+        memmove(&cfg.alloc[at + 1], &cfg.alloc[at], (size_t)(cfg.nalloc - at) * sizeof cfg.alloc[0]);
+        cfg.nalloc++;
+        alloc_t *a = &cfg.alloc[at];
+        const char *spec = cfg.variant[v], *eq = strchr(spec, '=');
+        *a = *base;
+        snprintf(a->name, sizeof a->name, "%.*s", (int)(eq - spec), spec);
+        /* The assignments, one space apart. */
+        char words[256];
+        size_t len = 0;
+        snprintf(words, sizeof words, "%s", eq + 1);
+        a->env[0] = 0;
+        for (char *save = NULL, *w = strtok_r(words, " \t", &save); w;
+             w = strtok_r(NULL, " \t", &save))
+            len += (size_t)snprintf(a->env + len, sizeof a->env - len, "%s%s", len ? " " : "", w);
+    }
+}
+
 /* glibc always; vmalloc when built; each peer found in the library folders. */
 static void detect_allocs(int with_peers)
 {
@@ -274,22 +357,40 @@ static void detect_allocs(int with_peers)
             }
     }
     /* Keep the wanted ones, glibc first. */
+    alloc_t base = { .name = "" };
     int n = 0;
-    for (int i = 0; i < cfg.nalloc; i++)
+    for (int i = 0; i < cfg.nalloc; i++) {
+        if (!strcmp(cfg.alloc[i].name, "vmalloc"))
+            base = cfg.alloc[i];
         if (wanted(cfg.alloc[i].name))
             cfg.alloc[n++] = cfg.alloc[i];
+    }
     cfg.nalloc = n;
     if (!n || strcmp(cfg.alloc[0].name, "glibc"))
         fail("glibc must be the first allocator: it is the reference");
+    add_variants(&base);
 
     for (int i = 0; i < cfg.nalloc; i++) {
         alloc_t *a = &cfg.alloc[i];
+        a->ours = !strcmp(a->name, "vmalloc") || a->env[0];
         if (!strcmp(a->name, "glibc"))
             snprintf(a->version, sizeof a->version, "%s", gnu_get_libc_version());
-        else if (!strcmp(a->name, "vmalloc"))
+        else if (a->ours)
             snprintf(a->version, sizeof a->version, "%s", cfg.vmalloc_version);
         else
             package_version(a->path, a->version, sizeof a->version);
+    }
+}
+
+/* Set a variant's assignments in a child about to exec. */
+static void apply_env(const alloc_t *a)
+{
+    char buf[sizeof a->env];
+    snprintf(buf, sizeof buf, "%s", a->env);
+    for (char *save = NULL, *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(w, '=');
+        *eq = 0;
+        setenv(w, eq + 1, 1);
     }
 }
 
@@ -297,9 +398,32 @@ static void detect_allocs(int with_peers)
  * preload fails, and the run would then measure glibc under another name. */
 static int preload_works(const alloc_t *a, char *why, size_t cap)
 {
-    char cmd[3 * PATH_MAX], got[PATH_MAX];
-    snprintf(cmd, sizeof cmd, "LD_PRELOAD='%s' '%s/workloads' which-malloc 2>&1", a->path, cfg.bin);
-    first_line(cmd, got, sizeof got);
+    char prog[PATH_MAX], got[PATH_MAX] = "";
+    snprintf(prog, sizeof prog, "%s/workloads", cfg.bin);
+    int fd[2];
+    if (pipe(fd))
+        fail("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fd[1], 1), dup2(fd[1], 2);
+        close(fd[0]), close(fd[1]);
+        setenv("LD_PRELOAD", a->path, 1);
+        apply_env(a);
+        execl(prog, prog, "which-malloc", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < sizeof got && (k = read(fd[0], got + n, sizeof got - 1 - n)) > 0)
+        n += (size_t)k;
+    got[n] = 0;
+    got[strcspn(got, "\n")] = 0;
+    close(fd[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
     char real[PATH_MAX];
     if (realpath(got, real) && !strcmp(real, a->path))
         return 1;
@@ -348,8 +472,23 @@ static int threads_for(const workload_t *w, int threads)
     return threads;
 }
 
+/* A memory workload's "phase NAME rss_kb=N lazy_kb=N live_kb=N ms=X". */
+static void parse_phase(const char *line, run_t *r)
+{
+    if (r->nphase == MAX_PHASES)
+        return;
+    phase_t *ph = &r->phase[r->nphase++];
+    const char *p;
+    snprintf(ph->name, sizeof ph->name, "%.*s", (int)strcspn(line, " "), line);
+    ph->rss_kb = (p = strstr(line, " rss_kb=")) ? atof(p + 8) : NAN;
+    ph->lazy_kb = (p = strstr(line, " lazy_kb=")) ? atof(p + 9) : NAN;
+    ph->live_kb = (p = strstr(line, " live_kb=")) ? atof(p + 9) : NAN;
+    ph->ms = (p = strstr(line, " ms=")) ? atof(p + 4) : NAN;
+}
+
 /* Parse what a workload printed: checksum=, final_rss_kb=, live_kb=, idle_s=
- * (time spent asleep on purpose, taken off the wall time) and a script's
+ * (time spent asleep on purpose, taken off the wall time), loops=, a memory
+ * workload's phases and whose malloc_trim it called, and a script's
  * "measured wall= cpu= maxrss_kb=" line, which replaces the numbers of the
  * whole script by those of the program it measured. */
 static void parse_output(const char *text, run_t *r)
@@ -368,6 +507,16 @@ static void parse_output(const char *text, run_t *r)
             r->live_kb = atol(buf + 8);
         else if (!strncmp(buf, "idle_s=", 7))
             r->wall -= atof(buf + 7);
+        else if (!strncmp(buf, "loops=", 6))
+            r->loops = atol(buf + 6);
+        else if (!strncmp(buf, "phase ", 6))
+            parse_phase(buf + 6, r);
+        else if (!strncmp(buf, "malloc_by=", 10))
+            snprintf(r->malloc_by, sizeof r->malloc_by, "%s", buf + 10);
+        else if (!strncmp(buf, "malloc_trim_by=", 15))
+            snprintf(r->trim_by, sizeof r->trim_by, "%s", buf + 15);
+        else if (!strncmp(buf, "release_call=", 13))
+            snprintf(r->release_call, sizeof r->release_call, "%s", buf + 13);
         else if (!strncmp(buf, "measured ", 9)) {
             if ((p = strstr(buf, "wall=")))
                 r->wall = atof(p + 5);
@@ -442,6 +591,7 @@ static int run_one(const workload_t *w, const alloc_t *a, double scale, int thre
         if (o < 0 || e < 0 || in < 0)
             _exit(126);
         dup2(in, 0), dup2(o, 1), dup2(e, 2);
+        apply_env(a);
         if (!w->script) {
             if (a->path[0])
                 setenv("LD_PRELOAD", a->path, 1);
@@ -484,6 +634,7 @@ static int run_one(const workload_t *w, const alloc_t *a, double scale, int thre
     r->wall = t1 - t0;
     r->cpu = tv_sec(ru.ru_utime) + tv_sec(ru.ru_stime);
     r->maxrss_kb = ru.ru_maxrss;
+    r->minflt = ru.ru_minflt;
     parse_output(out, r);
 
     char tail[200];
@@ -510,6 +661,19 @@ static int run_one(const workload_t *w, const alloc_t *a, double scale, int thre
     return check ? code : r->ok;
 }
 
+/* Whether a workload runs when none is named: make bench-memory runs the
+ * memory workloads and thrash; make bench the timed ones, and the memory ones
+ * too unless it is quick (they take about a minute per repetition); the smoke
+ * test all of them. */
+static int runs_by_default(const workload_t *w)
+{
+    if (!strcmp(cfg.mode, "memory"))
+        return w->kind == MEMORY || !strcmp(w->name, "thrash");
+    if (!strcmp(cfg.mode, "run"))
+        return w->kind == TIMED || !cfg.quick;
+    return 1;
+}
+
 /* Which workloads run: the selected ones, and scripts only when their program is there. */
 static void detect_workloads(void)
 {
@@ -522,7 +686,7 @@ static void detect_workloads(void)
     }
     for (size_t k = 0; k < NWORKLOADS; k++) {
         workload_t *w = &workloads[k];
-        int chosen = cfg.nselected == 0;
+        int chosen = cfg.nselected == 0 && runs_by_default(w);
         for (int i = 0; i < cfg.nselected; i++)
             chosen |= !strcmp(cfg.selected[i], w->name);
         w->chosen = chosen;
@@ -583,7 +747,7 @@ static int measure_main(int argc, char **argv)
 /* ------------------------------------------------------ the machine */
 
 typedef struct {
-    char date[64], cpu[160], os[160], kernel[160], compiler[96], load0[64], load1[64];
+    char date[64], cpu[160], os[160], kernel[160], compiler[96], load0[64], load1[64], thp[32];
     int cores;
     double mem_gib;
 } machine_t;
@@ -617,13 +781,16 @@ static void describe_machine(machine_t *m)
 #endif
     slurp("/proc/loadavg", buf, sizeof buf);
     snprintf(m->load0, sizeof m->load0, "%.*s", 14, buf);
+    /* The bracketed word of "always [madvise] never": it changes RSS and faults. */
+    p = strchr(slurp("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf), '[');
+    snprintf(m->thp, sizeof m->thp, "%.*s", p ? (int)strcspn(p + 1, "]") : 7, p ? p + 1 : "unknown");
 }
 
 static void machine_table(FILE *f, const machine_t *m)
 {
     fprintf(f, "| machine | |\n|---|---|\n");
     fprintf(f, "| CPU | %s, %d cores online |\n", m->cpu, m->cores);
-    fprintf(f, "| memory | %.1f GiB |\n", m->mem_gib);
+    fprintf(f, "| memory | %.1f GiB; transparent huge pages: %s |\n", m->mem_gib, m->thp);
     fprintf(f, "| system | %s, %s |\n", m->os, m->kernel);
     fprintf(f, "| compiler | %s (workloads at -O2) |\n", m->compiler);
     if (m->load1[0])
@@ -632,9 +799,10 @@ static void machine_table(FILE *f, const machine_t *m)
     for (int i = 0; i < cfg.nalloc; i++) {
         const alloc_t *a = &cfg.alloc[i];
         const char *lib = a->path[0] ? a->path : "the C library's ptmalloc";
-        if (!strcmp(a->name, "vmalloc"))
+        if (a->ours)
             lib = cfg.vmalloc;
-        fprintf(f, "| %s | %s | %s |\n", a->name, lib, a->version[0] ? a->version : "?");
+        fprintf(f, "| %s | %s%s%s%s | %s |\n", a->name, lib, a->env[0] ? " with `" : "", a->env,
+                a->env[0] ? "`" : "", a->version[0] ? a->version : "?");
     }
 }
 
@@ -642,21 +810,46 @@ static void machine_table(FILE *f, const machine_t *m)
 
 static cell_t cells[NWORKLOADS][MAX_ALLOCS];
 
+/* Whether a workload has a row in the timed tables and the chart. */
 static int shown(const workload_t *w)
 {
-    return w->available;
+    return w->available && w->kind == TIMED;
+}
+
+/* The median of one field of a phase over a cell's runs. */
+static double phase_median(const cell_t *c, int k, size_t field)
+{
+    double v[MAX_REPS];
+    int n = 0;
+    for (int i = 0; i < c->nrun; i++)
+        if (c->run[i].nphase > k)
+            v[n++] = *(const double *)((const char *)&c->run[i].phase[k] + field);
+    return median(v, n);
 }
 
 static void summarize(cell_t *c)
 {
     double wall[MAX_REPS], cpu[MAX_REPS], rss[MAX_REPS], fin[MAX_REPS], live[MAX_REPS];
+    double flt[MAX_REPS], loops[MAX_REPS];
     int n = 0;
     for (int i = 0; i < c->nrun; i++) {
         run_t *r = &c->run[i];
         wall[n] = r->wall, cpu[n] = r->cpu, rss[n] = (double)r->maxrss_kb / 1024;
         fin[n] = (double)r->final_rss_kb / 1024, live[n] = (double)r->live_kb / 1024;
+        flt[n] = (double)r->minflt, loops[n] = (double)r->loops;
         n++;
     }
+    /* Phases by position: every run of a workload reports the same ones. */
+    c->nphase = n ? c->run[0].nphase : 0;
+    for (int k = 0; k < c->nphase; k++) {
+        phase_t *ph = &c->phase[k];
+        snprintf(ph->name, sizeof ph->name, "%s", c->run[0].phase[k].name);
+        ph->rss_kb = phase_median(c, k, offsetof(phase_t, rss_kb));
+        ph->lazy_kb = phase_median(c, k, offsetof(phase_t, lazy_kb));
+        ph->live_kb = phase_median(c, k, offsetof(phase_t, live_kb));
+        ph->ms = phase_median(c, k, offsetof(phase_t, ms));
+    }
+    c->minflt = median(flt, n), c->loops = median(loops, n);
     double lo = NAN, hi = NAN;
     for (int i = 0; i < n; i++) {
         if (!(wall[i] >= lo))
@@ -753,43 +946,366 @@ static void metric_table(FILE *f, int metric)
     fprintf(f, "\n\n");
 }
 
-static void write_markdown(FILE *f, const machine_t *m, double elapsed, int failures)
+/* "the median of N runs", or "one run" (a static buffer: one use per call). */
+static const char *runs_phrase(int n)
 {
-    fprintf(f, "# vmalloc benchmark: %s\n\n", m->date);
-    fprintf(f, "%s mode: median of %d runs per cell, allocators interleaved; scale %g, "
-               "%d threads for the threaded workloads; %.0f s in all.\n\n",
-            cfg.quick ? "Quick" : "Full", cfg.reps, cfg.scale, cfg.threads, elapsed);
-    machine_table(f, m);
-    fprintf(f, "\nEach cell: the median, then in parentheses the ratio to glibc (below 1 is "
-               "better). `~` marks a time whose runs spread over more than 10%% of the median. "
-               "FAIL: the run crashed, timed out or printed a checksum different from glibc's "
-               "(see Failures); it is left out of the geometric mean.\n\n");
-    for (int metric = 0; metric < 3; metric++)
-        metric_table(f, metric);
+    static char buf[2][48];
+    static int turn;
+    char *b = buf[turn++ % 2];
+    if (n == 1)
+        snprintf(b, 48, "one run");
+    else
+        snprintf(b, 48, "the median of %d runs", n);
+    return b;
+}
 
-    for (size_t w = 0; w < NWORKLOADS; w++) {
-        if (strcmp(workloads[w].name, "fragment") || !shown(&workloads[w]))
+/* The index of a workload by name, or -1 when it did not run. */
+static int ran(const char *name)
+{
+    for (size_t w = 0; w < NWORKLOADS; w++)
+        if (!strcmp(workloads[w].name, name) && workloads[w].available)
+            return (int)w;
+    return -1;
+}
+
+/* A header row and its alignment row: a first column, then one per allocator. */
+static void alloc_header(FILE *f, const char *first)
+{
+    fprintf(f, "| %s |", first);
+    for (int a = 0; a < cfg.nalloc; a++)
+        fprintf(f, " %s |", cfg.alloc[a].name);
+    fprintf(f, "\n|---|");
+    for (int a = 0; a < cfg.nalloc; a++)
+        fprintf(f, "---:|");
+    fprintf(f, "\n");
+}
+
+static void fragment_section(FILE *f)
+{
+    int w = ran("fragment");
+    if (w < 0)
+        return;
+    fprintf(f, "### Memory efficiency (fragment)\n\n");
+    alloc_header(f, "MiB");
+    static const char *row[] = { "peak RSS", "final RSS", "live data at the end" };
+    for (int k = 0; k < 3; k++) {
+        fprintf(f, "| %s |", row[k]);
+        for (int a = 0; a < cfg.nalloc; a++) {
+            cell_t *c = &cells[w][a];
+            double v = k == 0 ? c->rss_mib : k == 1 ? c->final_mib : c->live_mib;
+            if (c->failed || !(v >= 0))
+                fprintf(f, " - |");
+            else
+                fprintf(f, " %.1f |", v);
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\n");
+}
+
+static void thrash_section(FILE *f)
+{
+    int w = ran("thrash");
+    if (w < 0)
+        return;
+    double loops = cells[w][0].loops;
+    fprintf(f, "### Page faults per reuse (thrash)\n\n"
+               "64 blocks of 1 MiB allocated, written in full and freed, %.0f times over: every "
+               "loop writes 16,384 pages. An allocator that keeps the freed blocks pays their "
+               "page faults once; one that hands them back to the kernel at free pays them on "
+               "every loop. Faults are the process's minor faults (`ru_minflt` from `wait4`), "
+               "start-up included; loops per second are over the whole run.\n\n",
+            loops);
+    alloc_header(f, "");
+    static const char *row[] = { "loops per second", "minor page faults", "minor faults per loop" };
+    for (int k = 0; k < 3; k++) {
+        fprintf(f, "| %s |", row[k]);
+        for (int a = 0; a < cfg.nalloc; a++) {
+            cell_t *c = &cells[w][a];
+            if (c->failed || !c->nrun || !(c->loops > 0))
+                fprintf(f, " - |");
+            else if (k == 0)
+                fprintf(f, " %.1f |", c->loops / c->wall);
+            else if (k == 1)
+                fprintf(f, " %.0f |", c->minflt);
+            else
+                fprintf(f, " %.0f |", c->minflt / c->loops);
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\n");
+}
+
+/* A cell's phase by name, or NULL. */
+static const phase_t *phase_of(const cell_t *c, const char *name)
+{
+    for (int k = 0; k < c->nphase; k++)
+        if (!strcmp(c->phase[k].name, name))
+            return &c->phase[k];
+    return NULL;
+}
+
+/* The data a memory workload held at the end of a phase, in MiB: the same
+ * under every allocator, so taken from the first that finished. */
+static double live_mib(int w, const char *name)
+{
+    for (int a = 0; a < cfg.nalloc; a++) {
+        const phase_t *ph = cells[w][a].failed ? NULL : phase_of(&cells[w][a], name);
+        if (ph)
+            return ph->live_kb / 1024;
+    }
+    return NAN;
+}
+
+/* RSS at the end of a phase in MiB, and the LazyFree part of it when there is one. */
+static void rss_cell(FILE *f, const cell_t *c, const char *name)
+{
+    const phase_t *ph = phase_of(c, name);
+    if (!ph || !(ph->rss_kb >= 0)) {
+        fprintf(f, " - |");
+        return;
+    }
+    fprintf(f, " %.1f", ph->rss_kb / 1024);
+    if (ph->lazy_kb >= 52)
+        fprintf(f, " (lazy %.1f)", ph->lazy_kb / 1024);
+    else if (ph->lazy_kb > 0)
+        fprintf(f, " (lazy <0.1)");
+    fprintf(f, " |");
+}
+
+/* Whether the malloc_trim a run called was its allocator's own. */
+static int own_trim(const cell_t *c)
+{
+    return c->nrun && !strcmp(c->run[0].malloc_by, c->run[0].trim_by);
+}
+
+/* The malloc_trim column: its time, and whose it was when not the allocator's. */
+static void trim_cell(FILE *f, const cell_t *c)
+{
+    const phase_t *ph = phase_of(c, "trim");
+    if (!ph)
+        fprintf(f, " - |");
+    else if (own_trim(c))
+        fprintf(f, " %.1f |", ph->ms);
+    else
+        fprintf(f, " %.1f, %s's |", ph->ms,
+                !strncmp(c->run[0].trim_by, "libc.so", 7) ? "glibc" : c->run[0].trim_by);
+}
+
+/* The allocator's own release call, for a peer without a malloc_trim. */
+static void release_cell(FILE *f, const cell_t *c)
+{
+    const phase_t *ph = phase_of(c, "release");
+    if (!ph)
+        fprintf(f, " - |");
+    else
+        fprintf(f, " %.1f in %.1f ms |", ph->rss_kb / 1024, ph->ms);
+}
+
+/* Which peers' malloc_trim was not their own, and what was called instead. */
+static void release_note(FILE *f, int w)
+{
+    int any = 0;
+    for (int a = 0; a < cfg.nalloc; a++) {
+        const cell_t *c = &cells[w][a];
+        if (c->failed || !c->nrun || own_trim(c))
             continue;
-        fprintf(f, "### Memory efficiency (fragment)\n\n| MiB |");
-        for (int a = 0; a < cfg.nalloc; a++)
-            fprintf(f, " %s |", cfg.alloc[a].name);
-        fprintf(f, "\n|---|");
-        for (int a = 0; a < cfg.nalloc; a++)
-            fprintf(f, "---:|");
-        static const char *row[] = { "peak RSS", "final RSS", "live data at the end" };
-        for (int k = 0; k < 3; k++) {
-            fprintf(f, "\n| %s |", row[k]);
-            for (int a = 0; a < cfg.nalloc; a++) {
-                cell_t *c = &cells[w][a];
-                double v = k == 0 ? c->rss_mib : k == 1 ? c->final_mib : c->live_mib;
-                if (c->failed || !(v >= 0))
-                    fprintf(f, " - |");
+        fprintf(f, "%s %s%s%s", any ? ";" : "", cfg.alloc[a].name,
+                c->run[0].release_call[0] ? ": " : " (no call of its own found)",
+                c->run[0].release_call);
+        any = 1;
+    }
+    if (any)
+        fprintf(f, ".");
+}
+
+static void memory_section(FILE *f)
+{
+    int small = ran("return-small"), large = ran("return-large");
+    if (small < 0 && large < 0)
+        return;
+    int w0 = small >= 0 ? small : large, reps = cells[w0][0].nrun;
+    fprintf(f, "### Memory going back to the system (return-small, return-large)\n\n"
+               "RSS in MiB (`/proc/self/statm`, read by the workload at the end of each phase; "
+               "%s): at **start**; at the **peak**, after allocating %.0f MiB in "
+               "blocks of random size, uniform in 16 B-8 KiB or 64 KiB-1 MiB, each written in "
+               "full; right **after freeing** them all in random order; **after idling** %s, "
+               "during which four blocks of 200 KiB are allocated, touched and freed every 100 "
+               "ms (the activity that lets an allocator without a background thread run its "
+               "purge schedule); and **after `malloc_trim(0)`**, with the time the call took. "
+               "`lazy` is the part of the RSS that `/proc/self/smaps_rollup` counts as "
+               "LazyFree: pages handed back with `MADV_FREE`, which the kernel takes only when "
+               "memory runs short.\n\n",
+            runs_phrase(reps), live_mib(w0, "peak"), cfg.scale >= 0.1 ? "3 s" : "0.1 s");
+    fprintf(f, "None of the peers defines `malloc_trim`, so under them the call reaches "
+               "glibc's, which has none of their memory to give back (\"glibc's\" in the trim "
+               "column; the RSS does not move). The last column is what each peer offers "
+               "instead, called right after: the RSS after it and its time.\n\n");
+    fprintf(f, "| blocks | allocator | start | peak | after free | after idle | "
+               "after malloc_trim | malloc_trim ms | peer's own release call |\n"
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int v = 0; v < 2; v++) {
+        int w = v ? large : small;
+        if (w < 0)
+            continue;
+        for (int a = 0; a < cfg.nalloc; a++) {
+            const cell_t *c = &cells[w][a];
+            fprintf(f, "| %s | %s |", a ? "" : v ? "64 KiB-1 MiB" : "16 B-8 KiB",
+                    cfg.alloc[a].name);
+            if (c->failed || !c->nrun) {
+                fprintf(f, " **FAIL** | | | | | | |\n");
+                continue;
+            }
+            rss_cell(f, c, "start");
+            rss_cell(f, c, "peak");
+            rss_cell(f, c, "freed");
+            rss_cell(f, c, "idle");
+            rss_cell(f, c, "trim");
+            trim_cell(f, c);
+            release_cell(f, c);
+            fprintf(f, "\n");
+        }
+    }
+    fprintf(f, "\nOwn release calls:");
+    release_note(f, w0);
+    fprintf(f, "\n\n");
+}
+
+static void trim_latency_section(FILE *f)
+{
+    int w = ran("trim-latency");
+    if (w < 0)
+        return;
+    const cell_t *g = &cells[w][0];
+    fprintf(f, "### malloc_trim on a big fragmented heap (trim-latency)\n\n"
+               "%.0f MiB in blocks of 64 KiB-1 MiB and %.0f MiB in blocks of 16 B-8 KiB, "
+               "interleaved and written in full (%.0f MiB live at the peak); half of the blocks "
+               "freed in random order, leaving %.0f MiB live; then `malloc_trim(0)`, timed. "
+               "RSS in MiB, times in ms, %s; allocators run one at a time. "
+               "Under a peer the call is glibc's (see above), so the last columns give the "
+               "peer's own release call.\n\n",
+            3072 * cfg.scale, 2048 * cfg.scale, live_mib(w, "peak"), live_mib(w, "fragmented"),
+            runs_phrase(g->nrun));
+    fprintf(f, "| allocator | peak | after freeing half | malloc_trim ms | after malloc_trim | "
+               "own release call ms | after it |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int a = 0; a < cfg.nalloc; a++) {
+        const cell_t *c = &cells[w][a];
+        fprintf(f, "| %s |", cfg.alloc[a].name);
+        if (c->failed || !c->nrun) {
+            fprintf(f, " **FAIL** | | | | | |\n");
+            continue;
+        }
+        rss_cell(f, c, "peak");
+        rss_cell(f, c, "fragmented");
+        trim_cell(f, c);
+        rss_cell(f, c, "trim");
+        const phase_t *rel = phase_of(c, "release");
+        if (rel)
+            fprintf(f, " %.1f |", rel->ms);
+        else
+            fprintf(f, " - |");
+        rss_cell(f, c, rel ? "release" : "-");
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\nOwn release calls:");
+    release_note(f, w);
+    fprintf(f, "\n\n");
+}
+
+/* The ratio of allocator a to allocator b in one workload and metric, or NAN. */
+static double ratio_to(int w, int a, int b, int metric)
+{
+    double x = ratio(w, a, metric), y = ratio(w, b, metric);
+    return x > 0 && y > 0 ? x / y : NAN;
+}
+
+/* Each variant against vmalloc itself: what its options cost or save. */
+static void variants_section(FILE *f)
+{
+    int base = -1;
+    for (int a = 0; a < cfg.nalloc; a++)
+        if (!strcmp(cfg.alloc[a].name, "vmalloc"))
+            base = a;
+    if (base < 0 || !cfg.nvariant || !shown_count())
+        return;
+    fprintf(f, "### Variants against vmalloc\n\nThe ratio of each variant's median to "
+               "vmalloc's in the same run (below 1: the variant is faster or smaller).\n\n");
+    fprintf(f, "| workload |");
+    for (int a = 0; a < cfg.nalloc; a++)
+        if (cfg.alloc[a].env[0])
+            fprintf(f, " %s wall | CPU | peak RSS |", cfg.alloc[a].name);
+    fprintf(f, "\n|---|");
+    for (int a = 0; a < cfg.nalloc; a++)
+        if (cfg.alloc[a].env[0])
+            fprintf(f, "---:|---:|---:|");
+    fprintf(f, "\n");
+    for (size_t w = 0; w <= NWORKLOADS; w++) {
+        int mean = w == NWORKLOADS;
+        if (!mean && !shown(&workloads[w]))
+            continue;
+        fprintf(f, mean ? "| **geometric mean** |" : "| %s |", mean ? "" : workloads[w].name);
+        for (int a = 0; a < cfg.nalloc; a++) {
+            if (!cfg.alloc[a].env[0])
+                continue;
+            for (int metric = 0; metric < 3; metric++) {
+                double r = NAN;
+                if (!mean) {
+                    r = ratio_to((int)w, a, base, metric);
+                } else {
+                    double sum = 0;
+                    int n = 0;
+                    for (size_t k = 0; k < NWORKLOADS; k++) {
+                        double x = shown(&workloads[k]) ? ratio_to((int)k, a, base, metric) : NAN;
+                        if (x > 0)
+                            sum += log(x), n++;
+                    }
+                    r = n ? exp(sum / n) : NAN;
+                }
+                if (r > 0)
+                    fprintf(f, mean ? " **%.3f** |" : " %.3f |", r);
                 else
-                    fprintf(f, " %.1f |", v);
+                    fprintf(f, " - |");
             }
         }
-        fprintf(f, "\n\n");
+        fprintf(f, "\n");
     }
+    fprintf(f, "\n");
+}
+
+static void write_markdown(FILE *f, const machine_t *m, double elapsed, int failures)
+{
+    int memory_mode = !strcmp(cfg.mode, "memory"), mem_reps = 0;
+    for (size_t w = 0; w < NWORKLOADS; w++)
+        if (workloads[w].available && workloads[w].kind == MEMORY)
+            mem_reps = cells[w][0].nrun > mem_reps ? cells[w][0].nrun : mem_reps;
+    fprintf(f, "# vmalloc %sbenchmark: %s\n\n", memory_mode ? "memory " : "", m->date);
+    fprintf(f, "%s mode: %s per cell", cfg.quick ? "Quick" : "Full",
+            runs_phrase(memory_mode ? mem_reps : cfg.reps));
+    if (!memory_mode && mem_reps)
+        fprintf(f, " (%d for the memory workloads)", mem_reps);
+    fprintf(f, ", allocators interleaved; scale %g, %d threads for the threaded workloads; "
+               "%.0f s in all.\n\n",
+            cfg.scale, cfg.threads, elapsed);
+    machine_table(f, m);
+    if (!memory_mode && shown_count()) {
+        fprintf(f, "\nEach cell: the median, then in parentheses the ratio to glibc (below 1 is "
+                   "better). `~` marks a time whose runs spread over more than 10%% of the "
+                   "median. FAIL: the run crashed, timed out or printed a checksum different "
+                   "from glibc's (see Failures); it is left out of the geometric mean.\n\n");
+        for (int metric = 0; metric < 3; metric++)
+            metric_table(f, metric);
+        variants_section(f);
+        fragment_section(f);
+    } else {
+        fprintf(f, "\n");
+    }
+    thrash_section(f);
+    memory_section(f);
+    trim_latency_section(f);
+    if (!memory_mode && cfg.quick && !cfg.nselected)
+        fprintf(f, "### Memory going back to the system\n\nNot measured in quick mode (about "
+                   "a minute per repetition): see `make bench-memory`, or a full `make bench`."
+                   "\n\n");
 
     fprintf(f, "### Workloads\n\n| workload | threads | what it does |\n|---|---:|---|\n");
     for (size_t w = 0; w < NWORKLOADS; w++) {
@@ -809,7 +1325,7 @@ static void write_markdown(FILE *f, const machine_t *m, double elapsed, int fail
         fprintf(f, "None: every run finished and printed glibc's checksum.\n");
     for (size_t w = 0; w < NWORKLOADS; w++)
         for (int a = 0; a < cfg.nalloc; a++)
-            if (shown(&workloads[w]) && cells[w][a].failed)
+            if (workloads[w].available && cells[w][a].failed)
                 fprintf(f, "- %s under %s: %s\n", workloads[w].name, cfg.alloc[a].name,
                         cells[w][a].why);
 }
@@ -953,11 +1469,15 @@ static void write_svg(FILE *f, const machine_t *m)
 
 static void print_cell_progress(size_t w, int tty)
 {
-    fprintf(stderr, "%s%-9s", tty ? "\r\033[K" : "", workloads[w].name);
+    fprintf(stderr, "%s%-12s", tty ? "\r\033[K" : "", workloads[w].name);
     for (int a = 0; a < cfg.nalloc; a++) {
         cell_t *c = &cells[w][a];
+        const phase_t *last = c->nphase ? &c->phase[c->nphase - 1] : NULL;
         if (c->failed)
             fprintf(stderr, "  %s FAIL", cfg.alloc[a].name);
+        else if (workloads[w].kind == MEMORY && last)
+            fprintf(stderr, "  %s %.0f MiB after %s", cfg.alloc[a].name, last->rss_kb / 1024,
+                    last->name);
         else if (a == 0)
             fprintf(stderr, "  %s %.3fs", cfg.alloc[a].name, c->wall);
         else
@@ -1008,7 +1528,7 @@ static int failures_count(void)
     int n = 0;
     for (size_t w = 0; w < NWORKLOADS; w++)
         for (int a = 0; a < cfg.nalloc; a++)
-            n += shown(&workloads[w]) && cells[w][a].failed;
+            n += workloads[w].available && cells[w][a].failed;
     return n;
 }
 
@@ -1044,8 +1564,11 @@ static int bench_main(void)
     }
     detect_workloads();
 
-    fprintf(stderr, "runner: %s mode, %d runs each, scale %g, %d threads; allocators:",
-            cfg.quick ? "quick" : "full", cfg.reps, cfg.scale, cfg.threads);
+    int memory_mode = !strcmp(cfg.mode, "memory");
+    fprintf(stderr, "runner: %s%s mode, %d runs each (%d for memory workloads), scale %g, "
+                    "%d threads; allocators:",
+            cfg.quick ? "quick" : "full", memory_mode ? " memory" : "", cfg.reps, cfg.mem_reps,
+            cfg.scale, cfg.threads);
     for (int a = 0; a < cfg.nalloc; a++)
         fprintf(stderr, " %s", cfg.alloc[a].name);
     fprintf(stderr, "\n");
@@ -1053,22 +1576,23 @@ static int bench_main(void)
     int tty = isatty(2);
     double start = now();
     for (size_t w = 0; w < NWORKLOADS; w++) {
-        if (!shown(&workloads[w]))
+        if (!workloads[w].available)
             continue;
         if (workloads[w].script) {
             /* One run untimed, so that no allocator pays for a cold file cache. */
             run_t r;
             if (tty)
-                fprintf(stderr, "\r%-9s warming up", workloads[w].name);
+                fprintf(stderr, "\r%-12s warming up", workloads[w].name);
             run_one(&workloads[w], &cfg.alloc[0], cfg.scale, cfg.threads, 0, &r);
         }
-        for (int rep = 0; rep < cfg.reps; rep++) {
+        int reps = workloads[w].kind == MEMORY ? cfg.mem_reps : cfg.reps;
+        for (int rep = 0; rep < reps; rep++) {
             for (int a = 0; a < cfg.nalloc; a++) {
                 if (cells[w][a].failed)
                     continue;
                 if (tty)
-                    fprintf(stderr, "\r%-9s run %d of %d, %-10s", workloads[w].name, rep + 1,
-                            cfg.reps, cfg.alloc[a].name);
+                    fprintf(stderr, "\r%-12s run %d of %d, %-10s", workloads[w].name, rep + 1,
+                            reps, cfg.alloc[a].name);
                 run_t r;
                 run_one(&workloads[w], &cfg.alloc[a], cfg.scale, cfg.threads, 0, &r);
                 record(w, a, &r);
@@ -1087,7 +1611,17 @@ static int bench_main(void)
     fprintf(stdout, "\n");
     write_markdown(stdout, &m, elapsed, failures);
 
-    if (cfg.out[0]) {
+    if (cfg.out[0] && memory_mode) {
+        /* The memory report has no chart: its own file, the quick one kept apart. */
+        char md[PATH_MAX];
+        mkdir(cfg.out, 0755);
+        FILE *f = open_out(cfg.quick ? "quick-memory.md" : "memory.md", md, sizeof md);
+        if (f) {
+            write_markdown(f, &m, elapsed, failures);
+            fclose(f);
+            fprintf(stderr, "runner: wrote %s\n", md);
+        }
+    } else if (cfg.out[0]) {
         mkdir(cfg.out, 0755);
         char md[PATH_MAX], svg[PATH_MAX];
         const char *base = cfg.quick ? "quick" : "latest";
@@ -1096,7 +1630,8 @@ static int bench_main(void)
         FILE *f = open_out(name, md, sizeof md);
         if (f) {
             write_markdown(f, &m, elapsed, failures);
-            fprintf(f, "\n![ratios to glibc](%s.svg)\n", base);
+            if (shown_count())
+                fprintf(f, "\n![ratios to glibc](%s.svg)\n", base);
             fclose(f);
         }
         snprintf(name, sizeof name, "%s.svg", base);
@@ -1124,8 +1659,7 @@ static int bench_main(void)
     int ours = 0;
     for (size_t w = 0; w < NWORKLOADS; w++)
         for (int a = 0; a < cfg.nalloc; a++)
-            if (shown(&workloads[w]) && cells[w][a].failed &&
-                (a == 0 || !strcmp(cfg.alloc[a].name, "vmalloc")))
+            if (workloads[w].available && cells[w][a].failed && (a == 0 || cfg.alloc[a].ours))
                 ours++;
     if (failures)
         fprintf(stderr, "runner: %d failed cells, %d of them vmalloc's or glibc's (see Failures)\n",
@@ -1159,7 +1693,7 @@ static int smoke_main(void)
         workload_t *x = &workloads[w];
         if (!x->available) {
             if (x->chosen) {
-                printf("skip %-9s %s\n", x->name, x->note);
+                printf("skip %-12s %s\n", x->name, x->note);
                 skipped++;
             }
             continue;
@@ -1168,17 +1702,17 @@ static int smoke_main(void)
             run_t r;
             run_one(x, &cfg.alloc[a], cfg.scale, cfg.threads, 0, &r);
             if (!record(w, a, &r) && a == 0) {
-                printf("FAIL %-9s glibc: %s\n", x->name, cells[w][0].why);
+                printf("FAIL %-12s glibc: %s\n", x->name, cells[w][0].why);
                 failed++;
                 break;
             }
             if (a == 0)
                 continue;
             if (cells[w][a].failed) {
-                printf("FAIL %-9s %s: %s\n", x->name, cfg.alloc[a].name, cells[w][a].why);
+                printf("FAIL %-12s %s: %s\n", x->name, cfg.alloc[a].name, cells[w][a].why);
                 failed++;
             } else {
-                printf("ok   %-9s %-9s checksum=%s %.2fs\n", x->name, cfg.alloc[a].name,
+                printf("ok   %-12s %-9s checksum=%s %.2fs\n", x->name, cfg.alloc[a].name,
                        r.checksum, r.wall);
                 passed++;
             }
@@ -1234,6 +1768,7 @@ static void instr_start(instr_job_t *j)
             setenv("LD_PRELOAD", a->path, 1);
         else
             unsetenv("LD_PRELOAD");
+        apply_env(a);
         execlp("valgrind", "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                prog, variants[j->variant].mode, size, n, (char *)NULL);
         _exit(127);
@@ -1346,16 +1881,22 @@ static int instr_main(void)
 static void usage(int code)
 {
     fprintf(code ? stderr : stdout,
-            "usage: runner [run|smoke|instr|list] [options] [WORKLOAD...]\n"
+            "usage: runner [run|memory|smoke|instr|list] [options] [WORKLOAD...]\n"
             "       runner measure FILE PRELOAD CMD [ARG...]\n"
+            "modes: run (default) the timed workloads, and the memory ones unless quick;\n"
+            "       memory the memory workloads and thrash, into memory.md\n"
             "options:\n"
             "  --quick            small scale and 3 runs (about a minute on 2 cores)\n"
             "  --reps N           runs per workload and allocator (default 5, quick 3)\n"
+            "  --mem-reps N       runs of each memory workload (default 3, quick 1; --reps sets both)\n"
             "  --scale X          work per run (default 1; quick 0.15; smoke 0.02)\n"
             "  --threads N        threads for the threaded workloads (default: cores, at least 2)\n"
             "  --timeout S        seconds before a run is killed and failed (default 300)\n"
             "  --only A,B         only these allocators (glibc always runs)\n"
             "  --alloc NAME=LIB   use exactly the allocators given (glibc= for glibc)\n"
+            "  --variant NAME=VAR=VALUE[ VAR=VALUE...]\n"
+            "                     one more column: vmalloc with these environment variables\n"
+            "                     (repeatable), e.g. --variant vmalloc-nocheck=VMALLOC_CHECK=0\n"
             "  --vmalloc LIB      vmalloc's library (default ./libvmalloc.so)\n"
             "  --vmalloc-version V  shown in the report\n"
             "  --peers            smoke: check the peers too\n"
@@ -1373,7 +1914,8 @@ int main(int argc, char **argv)
     cfg.mode = "run";
     if (argc > 1 && argv[1][0] != '-') {
         const char *m = argv[1];
-        if (!strcmp(m, "run") || !strcmp(m, "smoke") || !strcmp(m, "instr") || !strcmp(m, "list")) {
+        if (!strcmp(m, "run") || !strcmp(m, "memory") || !strcmp(m, "smoke") ||
+            !strcmp(m, "instr") || !strcmp(m, "list")) {
             cfg.mode = m;
             i = 2;
         }
@@ -1390,6 +1932,10 @@ int main(int argc, char **argv)
             cfg.peers_in_smoke = 1;
         else if (ARG("--reps"))
             cfg.reps = atoi(v);
+        else if (ARG("--mem-reps"))
+            cfg.mem_reps = atoi(v);
+        else if (ARG("--variant"))
+            parse_variant(v);
         else if (ARG("--scale"))
             cfg.scale = atof(v);
         else if (ARG("--threads"))
@@ -1426,10 +1972,12 @@ int main(int argc, char **argv)
 #undef ARG
     }
     int smoke = !strcmp(cfg.mode, "smoke");
+    if (!cfg.mem_reps)
+        cfg.mem_reps = cfg.reps ? cfg.reps : smoke || cfg.quick ? 1 : 3;
     if (!cfg.reps)
         cfg.reps = smoke ? 1 : cfg.quick ? 3 : 5;
-    if (cfg.reps < 1 || cfg.reps > MAX_REPS)
-        fail("--reps must be 1-%d", MAX_REPS);
+    if (cfg.reps < 1 || cfg.reps > MAX_REPS || cfg.mem_reps < 1 || cfg.mem_reps > MAX_REPS)
+        fail("--reps and --mem-reps must be 1-%d", MAX_REPS);
     if (!(cfg.scale > 0))
         cfg.scale = smoke ? 0.02 : cfg.quick ? 0.15 : 1;
     if (cfg.threads < 1) {
@@ -1461,8 +2009,9 @@ int main(int argc, char **argv)
                    workloads[w].about, workloads[w].note[0] ? "; " : "", workloads[w].note);
         printf("allocators:");
         for (int a = 0; a < cfg.nalloc; a++)
-            printf(" %s%s%s", cfg.alloc[a].name, cfg.alloc[a].path[0] ? "=" : "",
-                   cfg.alloc[a].path);
+            printf(" %s%s%s%s%s%s", cfg.alloc[a].name, cfg.alloc[a].path[0] ? "=" : "",
+                   cfg.alloc[a].path, cfg.alloc[a].env[0] ? " (" : "", cfg.alloc[a].env,
+                   cfg.alloc[a].env[0] ? ")" : "");
         printf("\n");
         rc = 0;
     } else if (smoke) {

@@ -20,6 +20,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -145,6 +146,9 @@ static inline size_t small_size(rng_t *r)
         return 64 + x % 193; /* 64-256 */
     return 256 + x % 257; /* 256-512 */
 }
+
+/* Loops of the thrash workload at scale 1: about 2 s under glibc. */
+enum { THRASH_LOOPS = 50 };
 
 static long scaled(double base, double scale, long min)
 {
@@ -960,16 +964,40 @@ static uint64_t w_threads(int threads, double scale)
 
 /* ---------------------------------------------- 10. memory efficiency */
 
+/* A small /proc file read with read(2) into the caller's buffer: stdio would
+ * allocate, and these are read between phases whose memory is being measured. */
+static void read_proc(const char *path, char *buf, size_t cap)
+{
+    size_t n = 0;
+    ssize_t k;
+    int fd = open(path, O_RDONLY);
+    while (fd >= 0 && n + 1 < cap && (k = read(fd, buf + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    if (fd >= 0)
+        close(fd);
+    buf[n] = 0;
+}
+
+/* Resident memory in KiB, from /proc/self/statm; -1 when unreadable. */
 static long rss_kib(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (!f)
+    char buf[256];
+    long pages, resident;
+    read_proc("/proc/self/statm", buf, sizeof buf);
+    if (sscanf(buf, "%ld %ld", &pages, &resident) != 2)
         return -1;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = -1;
-    fclose(f);
-    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* LazyFree in KiB, from /proc/self/smaps_rollup: pages given back with
+ * MADV_FREE that the kernel has not yet taken. They still count in RSS, and
+ * go only when memory runs short; -1 when the kernel does not say. */
+static long lazyfree_kib(void)
+{
+    char buf[4096];
+    read_proc("/proc/self/smaps_rollup", buf, sizeof buf);
+    const char *p = strstr(buf, "\nLazyFree:");
+    return p ? atol(p + 10) : -1;
 }
 
 /* A fragmenting pattern: fill memory with small objects, free all but a
@@ -1060,6 +1088,290 @@ static uint64_t w_fragment(int threads, double scale)
     return h;
 }
 
+/* -------------------------------------------------------- 11. thrash */
+
+/* The same 64 blocks of 1 MiB allocated, written in full and freed, over and
+ * over. An allocator that hands blocks of this size back to the kernel at free
+ * pays 256 page faults per block on every loop; the runner counts them. */
+static uint64_t w_thrash(int threads, double scale)
+{
+    (void)threads;
+    enum { BLOCKS = 64, SIZE = 1 << 20 };
+    long loops = scaled(THRASH_LOOPS, scale, 2);
+    void *b[BLOCKS];
+    uint64_t h = 0;
+    for (long loop = 0; loop < loops; loop++) {
+        for (int i = 0; i < BLOCKS; i++) {
+            b[i] = xmalloc(SIZE);
+            fill(b[i], SIZE, (uint64_t)(loop * BLOCKS + i));
+        }
+        for (int i = 0; i < BLOCKS; i++) {
+            h = mix(h, consume(b[i], SIZE));
+            free(b[i]);
+        }
+    }
+    printf("loops=%ld\n", loops);
+    return h;
+}
+
+/* ------------------------------------------------ 12. memory going back */
+
+/*
+ * The memory workloads report, at the end of each phase, a line the runner
+ * reads:
+ *
+ *     phase NAME rss_kb=N lazy_kb=N live_kb=N ms=X
+ *
+ * with RSS from /proc/self/statm, LazyFree from /proc/self/smaps_rollup, the
+ * bytes the program holds, and how long the phase's one call took (trim).
+ * Their checksum covers the blocks' contents, as in the other workloads.
+ */
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void phase(const char *name, uint64_t live, double ms)
+{
+    long rss = rss_kib(), lazy = lazyfree_kib();
+    printf("phase %s rss_kb=%ld lazy_kb=%ld live_kb=%llu ms=%.3f\n", name, rss, lazy,
+           (unsigned long long)(live >> 10), ms);
+}
+
+/* The file name of the library that defines a symbol for this process, or "". */
+static const char *defined_by(const char *symbol)
+{
+    Dl_info info;
+    void *p = dlsym(RTLD_DEFAULT, symbol);
+    if (!p || !dladdr(p, &info) || !info.dli_fname)
+        return "";
+    const char *slash = strrchr(info.dli_fname, '/');
+    return slash ? slash + 1 : info.dli_fname;
+}
+
+/* malloc_trim as the process resolves it. None of the peers defines one, so
+ * under them this is glibc's, which has none of their memory to give back:
+ * the report says whose it was. Looked up before anything is measured, as
+ * dlsym may allocate. */
+typedef struct {
+    int (*trim)(size_t);
+    const char *trim_by, *malloc_by;
+    int own;            /* malloc_trim comes from the library of malloc */
+    const char *call;   /* the allocator's own release call when it is not */
+    int (*mallctl)(const char *, void *, size_t *, void *, size_t);
+    void (*mi_collect)(int force);
+    void (*tc_release)(void);
+} trim_t;
+
+static trim_t trim_lookup(void)
+{
+    trim_t t = { 0 };
+    t.trim = (int (*)(size_t))dlsym(RTLD_DEFAULT, "malloc_trim");
+    t.trim_by = defined_by("malloc_trim");
+    t.malloc_by = defined_by("malloc");
+    t.own = t.trim && !strcmp(t.trim_by, t.malloc_by);
+    if (t.own)
+        return t;
+    /* What each peer offers instead, when its own library defines it. */
+    if (!strcmp(defined_by("mallctl"), t.malloc_by)) {
+        *(void **)&t.mallctl = dlsym(RTLD_DEFAULT, "mallctl");
+        t.call = "mallctl(\"thread.tcache.flush\") and mallctl(\"arena.<all>.purge\")";
+    } else if (!strcmp(defined_by("mi_collect"), t.malloc_by)) {
+        *(void **)&t.mi_collect = dlsym(RTLD_DEFAULT, "mi_collect");
+        t.call = "mi_collect(true)";
+    } else if (!strcmp(defined_by("MallocExtension_ReleaseFreeMemory"), t.malloc_by)) {
+        *(void **)&t.tc_release = dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory");
+        t.call = "MallocExtension_ReleaseFreeMemory()";
+    }
+    return t;
+}
+
+/* Time malloc_trim(0) and report the phase "trim"; then, for a peer whose
+ * malloc_trim is not its own, time its own release call as phase "release". */
+static void trim_phases(const trim_t *t, uint64_t live)
+{
+    printf("malloc_by=%s\nmalloc_trim_by=%s\n", t->malloc_by, t->trim_by[0] ? t->trim_by : "none");
+    fflush(stdout);
+    double t0 = mono_ms();
+    if (t->trim)
+        t->trim(0);
+    phase("trim", live, mono_ms() - t0);
+    if (!t->call)
+        return;
+    printf("release_call=%s\n", t->call);
+    fflush(stdout);
+    t0 = mono_ms();
+    if (t->mallctl) {
+        t->mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+        t->mallctl("arena.4096.purge", NULL, NULL, NULL, 0); /* 4096: MALLCTL_ARENAS_ALL */
+    } else if (t->mi_collect) {
+        t->mi_collect(1);
+    } else if (t->tc_release) {
+        t->tc_release();
+    }
+    phase("release", live, mono_ms() - t0);
+}
+
+/* Shuffle blocks and their sizes together. */
+static void shuffle(rng_t *r, void **p, uint32_t *len, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)rng_below(r, i);
+        void *tp = p[i - 1];
+        uint32_t tl = len[i - 1];
+        p[i - 1] = p[j], len[i - 1] = len[j];
+        p[j] = tp, len[j] = tl;
+    }
+}
+
+/* Room for the blocks of `total` bytes of sizes uniform in [min, max], with a
+ * margin; the arrays grow if the draw is unlucky. */
+static size_t room_for(size_t total, size_t min, size_t max)
+{
+    return total / ((min + max) / 2) * 5 / 4 + 64;
+}
+
+/* Where the idle period's blocks go, so that the compiler keeps their malloc and free. */
+static void *volatile sink;
+
+/*
+ * About 1 GiB (times SCALE) of blocks of random size in [min, max], written in
+ * full, then: all freed in random order; an idle period of 3 s during which,
+ * every 100 ms, four blocks of 200 KiB are allocated, touched and freed (the
+ * activity that lets an allocator without a background thread run its purge
+ * schedule); malloc_trim(0); and for a peer, its own release call.
+ */
+static uint64_t memory_return(double scale, size_t min, size_t max)
+{
+    trim_t t = trim_lookup();
+    rng_t r = rng_seed(12, min);
+    size_t total = (size_t)(scale * (double)(1u << 30)), room = room_for(total, min, max), n = 0;
+    uint64_t h = 0, live = 0;
+    phase("start", 0, 0);
+
+    void **p = xmalloc(room * sizeof *p);
+    uint32_t *len = xmalloc(room * sizeof *len);
+    while (live < total) {
+        if (n == room) {
+            room *= 2;
+            p = xrealloc(p, room * sizeof *p);
+            len = xrealloc(len, room * sizeof *len);
+        }
+        len[n] = (uint32_t)(min + rng_below(&r, max - min + 1));
+        p[n] = xmalloc(len[n]);
+        fill(p[n], len[n], n);
+        live += len[n++];
+    }
+    phase("peak", live, 0);
+
+    shuffle(&r, p, len, n);
+    for (size_t i = 0; i < n; i++) {
+        h = mix(h, consume(p[i], len[i]));
+        free(p[i]);
+    }
+    free(p);
+    free(len);
+    phase("freed", 0, 0);
+
+    /* The idle period: 3 s, shortened to 0.1 s only at the smoke test's scale. */
+    int ticks = scale >= 0.1 ? 30 : 1;
+    struct timespec tick = { 0, 100 * 1000 * 1000 };
+    for (int i = 0; i < ticks; i++) {
+        nanosleep(&tick, NULL);
+        for (int k = 0; k < 4; k++) {
+            unsigned char *q = xmalloc(200 << 10);
+            q[0] = (unsigned char)k;
+            q[(200 << 10) - 1] = (unsigned char)i;
+            sink = q;
+            h += q[0] + q[(200 << 10) - 1];
+            free(sink);
+        }
+    }
+    printf("idle_s=%.1f\n", ticks * 0.1);
+    phase("idle", 0, 0);
+
+    trim_phases(&t, 0);
+    return h;
+}
+
+static uint64_t w_return_small(int threads, double scale)
+{
+    (void)threads;
+    return memory_return(scale, 16, 8 << 10);
+}
+
+static uint64_t w_return_large(int threads, double scale)
+{
+    (void)threads;
+    return memory_return(scale, 64 << 10, 1 << 20);
+}
+
+/*
+ * How long malloc_trim stalls a program with a big, fragmented heap: 3 GiB
+ * (times SCALE) of 64 KiB-1 MiB blocks and 2 GiB of 16 B-8 KiB blocks,
+ * interleaved, all written in full; half of the blocks freed at random; then
+ * malloc_trim(0) timed. At most 5 GiB is live, to stay under 6 GiB of RSS.
+ */
+static uint64_t w_trim_latency(int threads, double scale)
+{
+    (void)threads;
+    enum { SMALL_MIN = 16, SMALL_MAX = 8 << 10, LARGE_MIN = 64 << 10, LARGE_MAX = 1 << 20 };
+    trim_t t = trim_lookup();
+    rng_t r = rng_seed(13, 0);
+    size_t large_total = (size_t)(scale * 3.0 * (double)(1u << 30));
+    size_t small_total = (size_t)(scale * 2.0 * (double)(1u << 30));
+    size_t n_large = room_for(large_total, LARGE_MIN, LARGE_MAX);
+    size_t n_small = room_for(small_total, SMALL_MIN, SMALL_MAX);
+    size_t room = n_large + n_small, n = 0;
+    uint64_t h = 0, large = 0, small = 0, live = 0;
+    phase("start", 0, 0);
+
+    void **p = xmalloc(room * sizeof *p);
+    uint32_t *len = xmalloc(room * sizeof *len);
+    while (large < large_total || small < small_total) {
+        if (n == room) {
+            room *= 2;
+            p = xrealloc(p, room * sizeof *p);
+            len = xrealloc(len, room * sizeof *len);
+        }
+        /* Large blocks at their share of the count, so both kinds spread
+         * over the whole heap. */
+        int big = small >= small_total ||
+                  (large < large_total && rng_below(&r, n_large + n_small) < n_large);
+        if (big) {
+            len[n] = (uint32_t)(LARGE_MIN + rng_below(&r, LARGE_MAX - LARGE_MIN + 1));
+            large += len[n];
+        } else {
+            len[n] = (uint32_t)(SMALL_MIN + rng_below(&r, SMALL_MAX - SMALL_MIN + 1));
+            small += len[n];
+        }
+        p[n] = xmalloc(len[n]);
+        fill(p[n], len[n], n);
+        live += len[n++];
+    }
+    phase("peak", live, 0);
+
+    shuffle(&r, p, len, n);
+    for (size_t i = 0; i < n / 2; i++) {
+        h = mix(h, consume(p[i], len[i]));
+        live -= len[i];
+        free(p[i]);
+    }
+    phase("fragmented", live, 0);
+
+    trim_phases(&t, live);
+    for (size_t i = n / 2; i < n; i++) {
+        h = mix(h, consume(p[i], len[i]));
+        free(p[i]);
+    }
+    free(p);
+    free(len);
+    return h;
+}
+
 /* ------------------------------------------------- gcc's generated input */
 
 /* A large C file for the gcc workload: many functions with loops, switches,
@@ -1129,6 +1441,10 @@ static const workload_t workloads[] = {
     { "aligned", w_aligned, "posix_memalign and aligned_alloc, 16 B-4 KiB alignments" },
     { "threads", w_threads, "short-lived threads allocating and exiting" },
     { "fragment", w_fragment, "fragmenting pattern; peak and final RSS" },
+    { "thrash", w_thrash, "64 blocks of 1 MiB allocated, written and freed in a loop" },
+    { "return-small", w_return_small, "RSS through allocating, freeing, idling, trim: 16 B-8 KiB" },
+    { "return-large", w_return_large, "RSS through allocating, freeing, idling, trim: 64 KiB-1 MiB" },
+    { "trim-latency", w_trim_latency, "malloc_trim on a fragmented 5 GiB heap" },
 };
 
 int main(int argc, char **argv)
