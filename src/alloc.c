@@ -139,6 +139,11 @@ static size_t usable_size_checked(const void *p, const char *where, vm_segment_t
       return SIZE_MAX;
     }
     uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
+    if (!(owner & VM_PAGE_HUGE) && vm_page_block_containing(page, p) != p) {
+      vm_diag_misuse("invalid pointer %p (inside a %zu-byte block) in %s", p,
+                     (size_t)page->block_size, where);
+      return SIZE_MAX;
+    }
     bool mine = (owner & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)vm_heap_tls;
     if (!(owner & VM_PAGE_HUGE) && vm_page_block_is_freed(page, p, mine)) {
       vm_diag_misuse("use after free of %p (%zu-byte block) in %s", p, (size_t)page->block_size,

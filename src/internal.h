@@ -164,6 +164,7 @@ void vm_heap_collect_pages(vm_heap_t *heap, bool force);
 void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
 bool vm_page_block_is_freed(vm_page_t *page, const vm_block_t *block, bool owner);
+vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p);
 
 /* ---- heap.c ------------------------------------------------------------------------ */
 extern __thread vm_heap_t *vm_heap_tls __attribute__((tls_model("initial-exec")));

@@ -365,7 +365,7 @@ bool vm_page_block_is_freed(vm_page_t *page, const vm_block_t *block, bool owner
 
 /* The start of the block that holds p, or NULL if p is past the page's blocks. (Not
  * capacity: the owner may be raising it while another thread frees.) */
-static vm_block_t *block_containing(vm_page_t *page, void *p) {
+vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p) {
   uint8_t *area = vm_page_area(vm_segment_of(page), page);
   size_t offset = (size_t)((uint8_t *)p - area);
   size_t index = offset / page->block_size;
@@ -428,7 +428,7 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
     vm_huge_free(segment);
     return;
   }
-  vm_block_t *block = block_containing(page, p);
+  vm_block_t *block = vm_page_block_containing(page, p);
   if (vm_unlikely(block != p)) {
     vm_diag_misuse("invalid pointer %p (inside a %zu-byte block) in free()", p,
                    (size_t)page->block_size);

@@ -62,6 +62,6 @@ build/tests/sanitize/tsan-%: tests/unit/%.c $(TSAN_OBJ) tests/unit/unit.h | chec
 test-build: all $(UNIT_BIN) $(API_BIN) $(CPP_BIN) $(SAN_BIN) fuzz-build
 
 test: check-deps test-build
-	@bash tests/run.sh
+	@+bash tests/run.sh
 
 .PHONY: test-build test-sanitize

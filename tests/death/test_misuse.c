@@ -77,6 +77,14 @@ static void realloc_of_freed_block(void) {
   free(p);
   sink = realloc(p, 64);
 }
+static void realloc_inside_block(void) {
+  char *p = malloc(256);
+  sink = realloc(p + 32, 512);
+}
+static void usable_size_inside_block(void) {
+  char *p = malloc(96);
+  sink = (void *)malloc_usable_size(p + 16);
+}
 static void usable_size_of_foreign_pointer(void) {
   static char not_heap[64];
   sink = (void *)malloc_usable_size(not_heap);
@@ -134,6 +142,8 @@ static const misuse_t misuses[] = {
     {"malloc_usable_size of a foreign pointer", usable_size_of_foreign_pointer,
      "invalid pointer 0x", NULL},
     {"write after free", write_after_free_corrupts_list, "corrupted free list at 0x", NULL},
+    {"realloc inside a block", realloc_inside_block, "invalid pointer 0x", NULL},
+    {"malloc_usable_size inside a block", usable_size_inside_block, "invalid pointer 0x", NULL},
     {"overflow by one byte", overflow_by_one_byte, "heap overflow past the end of 0x", "2"},
     {"write after free in a block's body", write_after_free_in_block_body,
      "write after free at 0x", "2"},
