@@ -212,7 +212,14 @@ void *vm_realloc(void *p, size_t n) {
     return NULL;
   }
   if (vm_check_level() >= 2) {
-    /* checked blocks always move: the canary goes with the new size */
+    /* a checked block stays if the new size fits: canary checked, then moved */
+    bool class_block;
+    size_t raw = raw_block_size(p, &class_block);
+    if (n <= raw - VM_CHECK_OVERHEAD && n >= usable / 2) {
+      if (!vm_check_on_free(p, raw, false, "realloc()"))
+        return NULL;
+      return vm_check_on_malloc(p, n, raw, false);
+    }
   } else if (segment->kind == VM_SEGMENT_HUGE && n > vm_huge_threshold()) {
     if (n == usable)
       return p;
