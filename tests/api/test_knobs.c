@@ -1,5 +1,6 @@
 /* The knobs that change where memory goes: mallopt(M_MMAP_THRESHOLD) and glibc's
- * MALLOC_MMAP_THRESHOLD_, and VMALLOC_BACKGROUND, which lets an idle process shrink.
+ * MALLOC_MMAP_THRESHOLD_, VMALLOC_BACKGROUND, which lets an idle process shrink, and
+ * VMALLOC_THP, which asks for transparent huge pages.
  * Environment variables are read once at start-up, so those cases re-run this program
  * with the variable set. */
 #include <errno.h>
@@ -50,6 +51,31 @@ static int child_background(void) {
   return idle < peak / 10 ? 0 : 1;
 }
 
+/* AnonHugePages of this process, in KiB, from /proc/self/smaps_rollup. */
+static long anon_huge_kib(void) {
+  FILE *f = fopen("/proc/self/smaps_rollup", "r");
+  char line[256];
+  long kib = -1;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "AnonHugePages: %ld kB", &kib) == 1)
+      break;
+  if (f != NULL)
+    fclose(f);
+  return kib;
+}
+
+static int child_huge_pages(void) {
+  enum { COUNT = 100000 };
+  static void *blocks[COUNT];
+  for (int i = 0; i < COUNT; i++) {
+    blocks[i] = malloc(1000);
+    fill_bytes(blocks[i], 5, 1000);
+  }
+  long kib = anon_huge_kib();
+  fprintf(stderr, "  VMALLOC_THP=1: %ld KiB of transparent huge pages for 100 MB of blocks\n", kib);
+  return kib >= 32 * 1024 ? 0 : 1; /* at least a third of it */
+}
+
 static const char *self_path;
 
 static void rerun_with(const char *variable, const char *value, const char *mode) {
@@ -84,6 +110,20 @@ static void glibc_environment_threshold(void **state) {
   rerun_with("MALLOC_MMAP_THRESHOLD_", "262144", "env-threshold");
 }
 
+static void thp_option_gets_huge_pages(void **state) {
+  (void)state;
+  char mode[128] = "";
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f != NULL) {
+    if (fgets(mode, sizeof mode, f) == NULL)
+      mode[0] = '\0';
+    fclose(f);
+  }
+  if (strstr(mode, "[never]") != NULL || mode[0] == '\0')
+    skip(); /* the kernel has transparent huge pages off */
+  rerun_with("VMALLOC_THP", "1", "huge-pages");
+}
+
 static void background_thread_shrinks_an_idle_process(void **state) {
   (void)state;
   rerun_with("VMALLOC_BACKGROUND", "1", "background");
@@ -95,10 +135,13 @@ int main(int argc, char **argv) {
     return child_env_threshold();
   if (argc > 1 && strcmp(argv[1], "background") == 0)
     return child_background();
+  if (argc > 1 && strcmp(argv[1], "huge-pages") == 0)
+    return child_huge_pages();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(mallopt_moves_the_mmap_threshold),
       cmocka_unit_test(glibc_environment_threshold),
       cmocka_unit_test(background_thread_shrinks_an_idle_process),
+      cmocka_unit_test(thp_option_gets_huge_pages),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
