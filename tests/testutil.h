@@ -207,6 +207,32 @@ static inline bool is_aligned(const void *pointer, size_t alignment)
     return ((uintptr_t)pointer & (alignment - 1)) == 0;
 }
 
+/* A block a stress test holds: where, how big, and the seed of its pattern. */
+typedef struct {
+    unsigned char *block;
+    size_t size;
+    uint64_t seed;
+} held_block_t;
+
+static inline void held_allocate(held_block_t *held, size_t size, uint64_t seed)
+{
+    held->block = malloc(size);
+    CHECK(held->block != NULL, "malloc(%zu) failed", size);
+    held->size = size;
+    held->seed = seed;
+    pattern_fill(held->block, size, seed);
+}
+
+/* Checks a held block's pattern (naming `whose` block it is if it is corrupt), frees it. */
+static inline void held_check_and_free(held_block_t *held, const char *whose)
+{
+    size_t bad = pattern_mismatch(held->block, held->size, held->size, held->seed);
+    CHECK(bad == SIZE_MAX, "%s block %p (%zu bytes) corrupt at offset %zu", whose,
+          (void *)held->block, held->size, bad);
+    free(held->block);
+    held->block = NULL;
+}
+
 /* The process's mapped (field 0) or resident (field 1) bytes, from /proc/self/statm. */
 static inline size_t statm_bytes(int field)
 {

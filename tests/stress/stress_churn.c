@@ -15,25 +15,11 @@ enum {
     WATCHDOG_SECONDS = 120,
 };
 
-typedef struct {
-    unsigned char *block;
-    size_t size;
-    uint64_t seed;
-} held_block_t;
-
 /* What a short-lived thread leaves behind for the main thread to free. */
 typedef struct {
     int count;
     held_block_t blocks[BLOCKS_PER_THREAD];
 } leftovers_t;
-
-static void check_and_free(const held_block_t *held, const char *whose)
-{
-    size_t bad = pattern_mismatch(held->block, held->size, held->size, held->seed);
-    CHECK(bad == SIZE_MAX, "%s block %p (%zu bytes) corrupt at offset %zu", whose,
-          (void *)held->block, held->size, bad);
-    free(held->block);
-}
 
 static void *short_lived_thread(void *argument)
 {
@@ -63,7 +49,7 @@ static void *short_lived_thread(void *argument)
         if (i >= BLOCKS_PER_THREAD - to_leave)
             leftovers->blocks[leftovers->count++] = held[i];
         else
-            check_and_free(&held[i], "own");
+            held_check_and_free(&held[i], "own");
     }
     return leftovers;
 }
@@ -85,7 +71,7 @@ static void run_thread_churn(void)
             CHECK(leftovers != NULL && leftovers->count >= 1 && leftovers->count <= 4,
                   "thread %d returned no leftovers", first + i);
             for (int b = 0; b < leftovers->count; b++)
-                check_and_free(&leftovers->blocks[b], "inherited");
+                held_check_and_free(&leftovers->blocks[b], "inherited");
             inherited += (unsigned long)leftovers->count;
             free(leftovers);
         }
@@ -308,7 +294,7 @@ static void check_heap_after_churn(void)
         pattern_fill(held[i].block, held[i].size, held[i].seed);
     }
     for (int i = 0; i < COUNT; i++)
-        check_and_free(&held[i], "final");
+        held_check_and_free(&held[i], "final");
 }
 
 int main(void)

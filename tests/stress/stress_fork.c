@@ -20,35 +20,11 @@ enum {
     WATCHDOG_SECONDS = 120,
 };
 
-typedef struct {
-    unsigned char *block;
-    size_t size;
-    uint64_t seed;
-} held_block_t;
-
 static atomic_bool stop_busy_threads;
 static atomic_ulong busy_operations;
 
 /* Blocks the main thread owns across every fork; each child checks and frees its copy. */
 static held_block_t parent_blocks[PARENT_BLOCKS];
-
-static void check_and_free(held_block_t *held, const char *whose)
-{
-    size_t bad = pattern_mismatch(held->block, held->size, held->size, held->seed);
-    CHECK(bad == SIZE_MAX, "%s block %p (%zu bytes) corrupt at offset %zu", whose,
-          (void *)held->block, held->size, bad);
-    free(held->block);
-    held->block = NULL;
-}
-
-static void allocate_held(held_block_t *held, size_t size, uint64_t seed)
-{
-    held->block = malloc(size);
-    CHECK(held->block != NULL, "malloc(%zu) failed", size);
-    held->size = size;
-    held->seed = seed;
-    pattern_fill(held->block, size, seed);
-}
 
 /* Allocates and frees without pause, so that a fork is likely to land inside a call. */
 static void *busy_thread(void *argument)
@@ -60,33 +36,33 @@ static void *busy_thread(void *argument)
     while (!atomic_load_explicit(&stop_busy_threads, memory_order_relaxed)) {
         held_block_t *slot = &held[random_below(&rng, BUSY_SLOTS)];
         if (slot->block != NULL) {
-            check_and_free(slot, "busy");
+            held_check_and_free(slot, "busy");
             continue;
         }
         /* Mostly small, one in 1000 huge so mapping calls are in flight at fork time too. */
         size_t size = random_below(&rng, 1000) == 0 ? 2 * MiB + random_below(&rng, 6 * MiB)
                                                    : random_log_size(&rng, 256 * KiB);
-        allocate_held(slot, size, pattern_seed(self, ++generation));
+        held_allocate(slot, size, pattern_seed(self, ++generation));
         atomic_fetch_add_explicit(&busy_operations, 1, memory_order_relaxed);
     }
     for (int i = 0; i < BUSY_SLOTS; i++)
         if (held[i].block != NULL)
-            check_and_free(&held[i], "busy");
+            held_check_and_free(&held[i], "busy");
     return NULL;
 }
 
 static void *child_thread(void *argument)
 {
     held_block_t *from_child_main = argument;
-    check_and_free(from_child_main, "child main's");
+    held_check_and_free(from_child_main, "child main's");
     for (int i = 0; i < 100; i++) {
         held_block_t held;
-        allocate_held(&held, (size_t)(i * 37 % 5000), (uint64_t)i);
-        check_and_free(&held, "child thread's");
+        held_allocate(&held, (size_t)(i * 37 % 5000), (uint64_t)i);
+        held_check_and_free(&held, "child thread's");
     }
     held_block_t huge;
-    allocate_held(&huge, 9 * MiB, 9);
-    check_and_free(&huge, "child thread's huge");
+    held_allocate(&huge, 9 * MiB, 9);
+    held_check_and_free(&huge, "child thread's huge");
     return NULL;
 }
 
@@ -94,15 +70,15 @@ static void *child_thread(void *argument)
 static void child_work(int fork_number)
 {
     for (int i = 0; i < PARENT_BLOCKS; i++)
-        check_and_free(&parent_blocks[i], "inherited");
+        held_check_and_free(&parent_blocks[i], "inherited");
 
     static const size_t sizes[] = {0,       1,       24,      100,      1000,    4096,
                                    20 * KiB, 100 * KiB, 1 * MiB, 5 * MiB, 16 * MiB};
     held_block_t held[sizeof sizes / sizeof sizes[0]];
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-        allocate_held(&held[i], sizes[i], pattern_seed((uint64_t)fork_number, i));
+        held_allocate(&held[i], sizes[i], pattern_seed((uint64_t)fork_number, i));
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-        check_and_free(&held[i], "child's");
+        held_check_and_free(&held[i], "child's");
 
     unsigned char *zeroed = calloc(1, 3 * MiB);
     CHECK(zeroed != NULL && zero_mismatch(zeroed, 3 * MiB) == SIZE_MAX, "calloc in child");
@@ -115,7 +91,7 @@ static void child_work(int fork_number)
     free(aligned);
 
     held_block_t handed_over;
-    allocate_held(&handed_over, 777, 777);
+    held_allocate(&handed_over, 777, 777);
     pthread_t thread;
     CHECK(pthread_create(&thread, NULL, child_thread, &handed_over) == 0,
           "pthread_create in child");
@@ -158,7 +134,7 @@ int main(void)
 {
     alarm(WATCHDOG_SECONDS);
     for (int i = 0; i < PARENT_BLOCKS; i++)
-        allocate_held(&parent_blocks[i], (size_t)1 << (i % 24), pattern_seed(7, (uint64_t)i));
+        held_allocate(&parent_blocks[i], (size_t)1 << (i % 24), pattern_seed(7, (uint64_t)i));
 
     pthread_t busy[BUSY_THREAD_COUNT];
     for (int i = 0; i < BUSY_THREAD_COUNT; i++)
@@ -181,8 +157,8 @@ int main(void)
         wait_for_child(child, n);
         /* The parent's own heap is unaffected by the fork. */
         int replaced = (int)random_below(&rng, PARENT_BLOCKS);
-        check_and_free(&parent_blocks[replaced], "parent's");
-        allocate_held(&parent_blocks[replaced], random_log_size(&rng, 64 * KiB),
+        held_check_and_free(&parent_blocks[replaced], "parent's");
+        held_allocate(&parent_blocks[replaced], random_log_size(&rng, 64 * KiB),
                       pattern_seed(8, (uint64_t)n));
     }
 
@@ -190,7 +166,7 @@ int main(void)
     for (int i = 0; i < BUSY_THREAD_COUNT; i++)
         CHECK(pthread_join(busy[i], NULL) == 0, "pthread_join");
     for (int i = 0; i < PARENT_BLOCKS; i++)
-        check_and_free(&parent_blocks[i], "parent's");
+        held_check_and_free(&parent_blocks[i], "parent's");
     printf("stress_fork: %d forks under %d busy threads (%lu allocations) ok\n", FORK_COUNT,
            BUSY_THREAD_COUNT, atomic_load(&busy_operations));
     return 0;
