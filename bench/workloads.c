@@ -611,7 +611,8 @@ static void *t_prodcons(void *arg)
     return NULL;
 }
 
-static uint64_t w_prodcons(int threads, double scale)
+/* Runs `body` on at least two threads, each with a ring to its neighbour. */
+static uint64_t run_ring_threads(int threads, double scale, void *(*body)(void *))
 {
     if (threads < 2)
         threads = 2;
@@ -619,9 +620,14 @@ static uint64_t w_prodcons(int threads, double scale)
     if (!rings)
         die("aligned_alloc");
     memset(rings, 0, sizeof(ring_t) * (size_t)threads);
-    uint64_t h = run_threads(threads, scale, rings, t_prodcons);
+    uint64_t h = run_threads(threads, scale, rings, body);
     free(rings);
     return h;
+}
+
+static uint64_t w_prodcons(int threads, double scale)
+{
+    return run_ring_threads(threads, scale, t_prodcons);
 }
 
 /* ----------------------------------------------------- 5. false sharing */
@@ -699,15 +705,7 @@ static void *t_cache(void *arg)
 
 static uint64_t w_cache(int threads, double scale)
 {
-    if (threads < 2)
-        threads = 2;
-    ring_t *rings = aligned_alloc(64, sizeof(ring_t) * (size_t)threads);
-    if (!rings)
-        die("aligned_alloc");
-    memset(rings, 0, sizeof(ring_t) * (size_t)threads);
-    uint64_t h = run_threads(threads, scale, rings, t_cache);
-    free(rings);
-    return h;
+    return run_ring_threads(threads, scale, t_cache);
 }
 
 /* -------------------------------------------------------- 6. realloc growth */
