@@ -46,6 +46,9 @@ TSAN_OBJ    := $(patsubst src/%.c,build/tsan/%.o,$(CORE_SRC))
 SAN_BIN     := $(patsubst tests/unit/%.c,build/tests/sanitize/asan-%,$(wildcard tests/unit/*.c)) \
                build/tests/sanitize/tsan-test_threads
 
+# Kept after the build (make would delete them as intermediates and rebuild them next time).
+.SECONDARY: $(ASAN_OBJ) $(TSAN_OBJ)
+
 build/asan/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAGS) -O1 -DVM_DEBUG=3 $(ASAN_FLAGS) -c $< -o $@
