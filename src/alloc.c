@@ -101,7 +101,7 @@ static VM_NOINLINE void free_unregistered(void *p) {
     vm_diag_misuse("invalid pointer %p (not allocated by vmalloc) in free()", p);
     return; /* warn: someone else's memory, left alone */
   }
-  vm_huge_free(segment);
+  vm_segment_huge_free(segment);
 }
 
 /* Everything else free does, keeping errno as it was (munmap and madvise may set it). */
@@ -109,7 +109,7 @@ VM_NOINLINE void vm_free_slow(vm_page_t *page, void *p, vm_free_reason_t reason)
   int saved = errno;
   if (reason == VM_FREE_RETIRE)
     vm_page_retire(vm_heap_tls, page);
-  else if (reason == VM_FREE_MAYBE_TWICE || vm_registry_contains(vm_segment_of(p)))
+  else if (page != NULL) /* the fast path found it in a registered segment */
     vm_page_free_generic(page, p);
   else
     free_unregistered(p);

@@ -147,9 +147,7 @@ void vm_heap_lock_backup(vm_heap_t **heap) {
 
 void vm_heap_unlock_backup(void) { vm_unlock(&backup_lock); }
 
-bool vm_heap_is_backup(const vm_heap_t *heap) { return heap == &backup_heap; }
-
-/* Runs fn on every heap in use (census, trim). Heaps of other threads may only be read. */
+/* Takes the heap locks, for fork (see init.c). */
 void vm_heap_lock_all(void) {
   vm_lock(&heaps_lock);
   vm_lock(&backup_lock);

@@ -180,12 +180,10 @@ void vm_heap_lock_all(void);
 void vm_heap_unlock_all(bool in_child);
 void vm_heap_lock_backup(vm_heap_t **heap);
 void vm_heap_unlock_backup(void);
-bool vm_heap_is_backup(const vm_heap_t *heap);
 
 /* ---- large.c ----------------------------------------------------------------------- */
 void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment);
 void *vm_huge_malloc(size_t n, size_t alignment);
-void vm_huge_free(vm_segment_t *segment);
 void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n);
 void *vm_huge_lookup_offset_block(const void *p);
 
@@ -315,7 +313,6 @@ VM_INLINE size_t vm_huge_threshold(void) { return (size_t)vm_option(VM_OPTION_MM
 /* ---- stats.c ----------------------------------------------------------------------- */
 void vm_stats_at_exit(void);
 int vm_stats_print(int fd);
-void vm_stats_get(vm_census_t *census);
 struct vmalloc_memory;
 int vm_memory_get(struct vmalloc_memory *out);
 struct mallinfo2 vm_mallinfo2(void);

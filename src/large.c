@@ -54,8 +54,6 @@ void *vm_huge_malloc(size_t n, size_t alignment) {
   return block;
 }
 
-void vm_huge_free(vm_segment_t *segment) { vm_segment_huge_free(segment); }
-
 /* The huge segment whose block was aligned to a segment or more and so sits exactly one
  * segment above its header (see vm_segment_huge_alloc), or NULL. */
 void *vm_huge_lookup_offset_block(const void *p) {

@@ -425,7 +425,7 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
     if ((owner & VM_PAGE_CHECKED) &&
         !vm_check_on_free(p, vm_segment_huge_usable(segment), false, "free()"))
       return;
-    vm_huge_free(segment);
+    vm_segment_huge_free(segment);
     return;
   }
   vm_block_t *block = vm_page_block_containing(page, p);

@@ -9,8 +9,6 @@
 
 #include "vmalloc.h"
 
-void vm_stats_get(vm_census_t *census) { vm_segment_census(census, false); }
-
 /* vmalloc_memory(): the census with residency measured, in the public layout. */
 int vm_memory_get(vmalloc_memory_t *out) {
   if (out == NULL || out->size < sizeof(vmalloc_memory_t)) {

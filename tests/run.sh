@@ -3,6 +3,7 @@
 # that need no program of their own. Prints one line per test and a closing count.
 set -u
 cd "$(dirname "$0")/.."
+unset MAKEFLAGS MFLAGS # the makes run below are separate builds, not part of a parent's jobserver
 passed=0 failed=0 skipped=0
 failures=()
 
