@@ -57,18 +57,27 @@ static size_t raw_block_size(void *p, bool *class_block) {
   return page->block_size;
 }
 
-/* The heap's allocation, through the checks of VMALLOC_CHECK >= 2 when they are on. */
+/* The heap's allocation, through the checks of VMALLOC_CHECK >= 2 and the counters of
+ * VMALLOC_STATS when they are on. */
 void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
-  if (vm_likely(vm_check_level() < 2))
+  if (vm_likely(!vm_fast_paths_off()))
     return heap_malloc_aligned(heap, n, alignment);
-  if (n > VM_MAX_REQUEST)
-    return NULL;
-  void *p = heap_malloc_aligned(heap, n + VM_CHECK_OVERHEAD, alignment);
-  if (p == NULL)
-    return NULL;
-  bool class_block;
-  size_t size = raw_block_size(p, &class_block);
-  return vm_check_on_malloc(p, n, size, class_block);
+  void *p;
+  if (vm_check_level() >= 2) {
+    if (n > VM_MAX_REQUEST)
+      return NULL;
+    p = heap_malloc_aligned(heap, n + VM_CHECK_OVERHEAD, alignment);
+    if (p == NULL)
+      return NULL;
+    bool class_block;
+    size_t size = raw_block_size(p, &class_block);
+    p = vm_check_on_malloc(p, n, size, class_block);
+  } else {
+    p = heap_malloc_aligned(heap, n, alignment);
+  }
+  if (p != NULL && vm_counting())
+    vm_count_malloc(p, n);
+  return p;
 }
 
 /* The calling thread's heap (made on first use), or the backup heap under its lock. */
@@ -101,6 +110,8 @@ static VM_NOINLINE void free_unregistered(void *p) {
     vm_diag_misuse("invalid pointer %p (not allocated by vmalloc) in free()", p);
     return; /* warn: someone else's memory, left alone */
   }
+  if (vm_counting())
+    vm_count_free(p);
   vm_segment_huge_free(segment);
 }
 
@@ -226,8 +237,11 @@ void *vm_realloc(void *p, size_t n) {
     int saved = errno;
     void *moved = vm_huge_realloc(segment, p, n);
     errno = saved;
-    if (moved != NULL)
+    if (moved != NULL) {
+      if (vm_counting())
+        vm_count_resize(usable, moved, n);
       return moved;
+    }
   } else if (n <= usable && n >= usable / 2) {
     return p; /* fits, and not so much smaller that keeping the block wastes memory */
   }

@@ -31,8 +31,9 @@ static vm_heap_t backup_heap = {.direct = {[0 ... VM_DIRECT_SLOTS - 1] = &vm_pag
 
 /* Points the direct-table slots of a class at the class's current page. */
 void vm_heap_direct_update(vm_heap_t *heap, unsigned class_idx) {
-  /* checking tiers 2 and up keep the table empty: every malloc then takes the slow path */
-  if (class_idx == 0 || vm_class_size[class_idx] > VM_DIRECT_MAX || vm_check_level() >= 2)
+  /* checking tiers 2 and up, and counting, keep the table empty: every malloc then takes
+   * the slow path */
+  if (class_idx == 0 || vm_class_size[class_idx] > VM_DIRECT_MAX || vm_fast_paths_off())
     return;
   vm_page_t *page = heap->queues[class_idx].first;
   if (page == NULL)
@@ -133,6 +134,7 @@ vm_heap_t *vm_heap_for_thread(void) {
     return NULL;
   vm_heap_tls = heap;
   thread_state = THREAD_RUNNING;
+  vm_count_thread();
   /* after the heap is in place: pthread_setspecific may itself allocate */
   if (atomic_load_explicit(&exit_key_ready, memory_order_acquire))
     pthread_setspecific(exit_key, heap);
@@ -187,7 +189,7 @@ bool vm_heap_is_valid(const vm_heap_t *heap) {
     }
     if (queue->last != prev)
       return false;
-    if (vm_class_size[c] <= VM_DIRECT_MAX && vm_check_level() < 2) { /* else kept empty */
+    if (vm_class_size[c] <= VM_DIRECT_MAX && !vm_fast_paths_off()) { /* else kept empty */
       const vm_page_t *current = queue->first != NULL ? queue->first : &vm_page_empty;
       for (size_t n = vm_class_size[c - 1] + 1; n <= vm_class_size[c]; n++)
         if (heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN] != current)

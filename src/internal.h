@@ -61,10 +61,15 @@ VM_INLINE vm_segment_t *vm_segment_of(const void *p) {
 }
 
 /* The page descriptor that owns p: slices inside a multi-slice page point back. */
-VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
+/* The descriptor of the slice that holds p (the head of its page, or one carrying the
+ * distance back to it). */
+VM_INLINE vm_page_t *vm_slice_of(vm_segment_t *segment, const void *p) {
   /* (p - segment) >> VM_SLICE_SHIFT descriptors of 64 bytes, without the subtraction */
   uintptr_t offset = ((uintptr_t)p >> (VM_SLICE_SHIFT - 6)) & ((uintptr_t)(VM_SLICES - 1) << 6);
-  vm_page_t *slice = (vm_page_t *)((uint8_t *)segment->pages + offset);
+  return (vm_page_t *)((uint8_t *)segment->pages + offset);
+}
+VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
+  vm_page_t *slice = vm_slice_of(segment, p);
   return slice - slice->slice_offset;
 }
 
@@ -92,6 +97,7 @@ void vm_os_release(void *p, size_t size);
 bool vm_os_commit(void *p, size_t size);
 bool vm_os_decommit(void *p, size_t size);
 bool vm_os_guard(void *p, size_t size);
+bool vm_os_unguard(void *p, size_t size);
 vm_purge_result_t vm_os_purge(void *p, size_t size, bool now);
 void vm_os_advise_huge(void *p, size_t size);
 void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment);
@@ -183,6 +189,7 @@ void vm_heap_unlock_backup(void);
 
 /* ---- large.c ----------------------------------------------------------------------- */
 void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment);
+size_t vm_large_guard_bytes(const vm_page_t *page);
 void *vm_huge_malloc(size_t n, size_t alignment);
 void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n);
 void *vm_huge_lookup_offset_block(const void *p);
@@ -264,17 +271,25 @@ VM_INLINE void *vm_malloc_fast(size_t n) {
 }
 
 /* The free fast path: a registered segment, a page owned by this thread's heap with no
- * flag set (one compare), a block not marked freed, push. The rest is vm_free_slow. */
+ * flag set (one compare), p at a block start (a multiply: see block_magic), a block not
+ * marked freed, push. The rest is vm_free_slow, which also says what was wrong. */
 VM_INLINE void vm_free_fast(void *p) {
   vm_segment_t *segment = vm_segment_of(p);
   if (vm_unlikely(!vm_registry_contains(p))) {
     vm_free_slow(NULL, p, VM_FREE_OTHER);
     return;
   }
-  vm_page_t *page = vm_page_of(segment, p);
+  vm_page_t *slice = vm_slice_of(segment, p);
+  vm_page_t *page = slice - slice->slice_offset;
   vm_heap_t *heap = vm_heap_tls;
   if (vm_likely(atomic_load_explicit(&page->owner, memory_order_relaxed) == (uintptr_t)heap)) {
     vm_block_t *block = p;
+    uint64_t offset = ((uintptr_t)p & (VM_SLICE_SIZE - 1)) +
+                      ((uint64_t)slice->slice_offset << VM_SLICE_SHIFT);
+    if (vm_unlikely(offset * page->block_magic >= page->block_magic)) {
+      vm_free_slow(page, p, VM_FREE_OTHER); /* not at a block start */
+      return;
+    }
     if (vm_unlikely(block->freed == heap->freed_key)) {
       vm_free_slow(page, p, VM_FREE_MAYBE_TWICE);
       return;
@@ -310,6 +325,29 @@ int vm_mallopt(int param, int value);
 /* Blocks larger than this get their own mapping (VMALLOC_MMAP_THRESHOLD, mallopt). */
 VM_INLINE size_t vm_huge_threshold(void) { return (size_t)vm_option(VM_OPTION_MMAP_THRESHOLD); }
 
+/* ---- counters.c (VMALLOC_STATS) --------------------------------------------------- */
+/* Counting buckets: a size class, or all large blocks, or all huge ones. */
+#define VM_COUNTER_LARGE (VM_CLASS_COUNT + 1)
+#define VM_COUNTER_HUGE (VM_CLASS_COUNT + 2)
+#define VM_COUNTER_BUCKETS (VM_CLASS_COUNT + 3)
+typedef struct {
+  size_t allocs, frees, live, peak; /* blocks */
+} vm_bucket_counts_t;
+typedef struct {
+  bool enabled; /* counting is on (VMALLOC_STATS): else only threads_seen is kept */
+  vm_bucket_counts_t buckets[VM_COUNTER_BUCKETS];
+  size_t requested_bytes, allocated_bytes; /* summed over every allocation made */
+  size_t live_bytes, peak_bytes;           /* allocated bytes in live blocks, and their peak */
+  size_t cross_thread_frees;
+  size_t threads_seen; /* threads that made a heap */
+} vm_counters_t;
+void vm_count_malloc(const void *p, size_t requested);
+void vm_count_free(const void *p);
+void vm_count_resize(size_t old_size, const void *q, size_t requested);
+void vm_count_cross_thread_free(void);
+void vm_count_thread(void);
+void vm_counters_get(vm_counters_t *out);
+
 /* ---- stats.c ----------------------------------------------------------------------- */
 void vm_stats_at_exit(void);
 int vm_stats_print(int fd);
@@ -326,6 +364,10 @@ int vm_malloc_info(int options, struct _IO_FILE *fp);
 #define VM_EXTEND_BYTES 4096 /* a fresh page hands out blocks this much at a time */
 #define EXTEND_MAX_BLOCKS (VM_EXTEND_BYTES / VM_ALIGN)
 VM_INLINE int vm_check_level(void) { return (int)vm_option(VM_OPTION_CHECK); }
+/* Counting takes every call off the fast paths, as checking tiers 2 and 3 do
+ * (counters.c). */
+VM_INLINE bool vm_counting(void) { return vm_option(VM_OPTION_STATS) != 0; }
+VM_INLINE bool vm_fast_paths_off(void) { return vm_check_level() >= 2 || vm_counting(); }
 void vm_check_junk_fresh(uint8_t *first, size_t count, size_t block_size);
 void *vm_check_on_malloc(void *p, size_t n, size_t block_size, bool class_block);
 size_t vm_check_requested(void *p, size_t block_size);

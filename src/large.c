@@ -6,18 +6,26 @@
 
 #include <string.h>
 
-/* A run of slices holding one block of n bytes, aligned to `alignment` (<= 2 MiB). */
+/* A run of slices holding one block of n bytes, aligned to `alignment` (<= 2 MiB). At
+ * VMALLOC_CHECK=3 the run's last OS page is a guard (see vm_large_guard_bytes). */
 void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
   vm_segment_purge_tick(heap);
   if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
     vm_segment_collect_notified(heap);
-  size_t slices = n == 0 ? 1 : (n + VM_SLICE_SIZE - 1) / VM_SLICE_SIZE;
+  size_t guard = vm_check_level() >= 3 ? vm_os_page_size() : 0;
+  size_t slices = (n + guard + VM_SLICE_SIZE - 1) / VM_SLICE_SIZE;
+  if (slices == 0)
+    slices = 1;
   size_t align_slices = alignment > VM_SLICE_SIZE ? alignment / VM_SLICE_SIZE : 1;
   vm_page_t *page = vm_segment_page_alloc(heap, slices, align_slices);
   if (page == NULL)
     return NULL;
+  uint8_t *area = vm_page_area(vm_segment_of(page), page);
+  size_t run = slices * VM_SLICE_SIZE;
+  if (guard != 0 && !vm_os_guard(area + run - guard, guard))
+    guard = 0; /* no guard, but a usable block all the same */
   page->class_idx = 0;
-  page->block_size = (uint32_t)(slices * VM_SLICE_SIZE);
+  page->block_size = (uint32_t)(run - guard);
   page->pinned = 0;
   page->reserved = page->capacity = page->used = 1;
   page->free = NULL;
@@ -26,9 +34,16 @@ void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
   atomic_store_explicit(&page->thread_free, VM_THREAD_FREE_NOTIFY, memory_order_relaxed);
   atomic_store_explicit(&page->owner, vm_page_owner_word(heap) | VM_PAGE_FULL,
                         memory_order_relaxed);
-  vm_block_t *block = (vm_block_t *)vm_page_area(vm_segment_of(page), page);
+  vm_block_t *block = (vm_block_t *)area;
   block->freed = 0; /* the memory may hold an old block's freed key */
   return block;
+}
+
+/* The guard page that ends a large page's run, if it has one: 0 or the OS page size. */
+size_t vm_large_guard_bytes(const vm_page_t *page) {
+  if (page->class_idx != 0)
+    return 0;
+  return (size_t)page->slice_count * VM_SLICE_SIZE - page->block_size;
 }
 
 /* A dedicated mapping for one block; fresh mappings read as zero. */

@@ -136,6 +136,12 @@ bool vm_os_guard(void *p, size_t size) {
   return mprotect(p, size, PROT_NONE) == 0;
 }
 
+/* Makes a guard page usable again. */
+bool vm_os_unguard(void *p, size_t size) {
+  STAT_ADD(mprotect_calls, 1);
+  return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
 /* Gives back memory and, under strict overcommit, its commit charge: mapping the range
  * anew, inaccessible, is what returns the charge (madvise does not). */
 bool vm_os_decommit(void *p, size_t size) {

@@ -92,14 +92,17 @@ static void set_owner(vm_page_t *page, uintptr_t owner) {
   atomic_store_explicit(&page->owner, owner, memory_order_relaxed);
 }
 
-/* What a page owned by heap has in its owner word: the heap, and the checking flag. */
+/* What a page owned by heap has in its owner word: the heap, and the flags that send
+ * every free of its blocks off the fast path. */
 uintptr_t vm_page_owner_word(const vm_heap_t *heap) {
-  return (uintptr_t)heap | (vm_check_level() >= 2 ? VM_PAGE_CHECKED : 0);
+  return (uintptr_t)heap | (vm_check_level() >= 2 ? VM_PAGE_CHECKED : 0) |
+         (vm_counting() ? VM_PAGE_COUNTED : 0);
 }
 
 void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->class_idx = (uint8_t)class_idx;
   page->block_size = vm_class_size[class_idx];
+  page->block_magic = UINT64_MAX / page->block_size + 1;
   page->reserved = (uint16_t)(page->slice_count * VM_SLICE_SIZE / page->block_size);
   page->capacity = 0;
   page->used = 0;
@@ -425,6 +428,8 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
     if ((owner & VM_PAGE_CHECKED) &&
         !vm_check_on_free(p, vm_segment_huge_usable(segment), false, "free()"))
       return;
+    if (owner & VM_PAGE_COUNTED)
+      vm_count_free(p);
     vm_segment_huge_free(segment);
     return;
   }
@@ -438,6 +443,11 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
   if (vm_unlikely(vm_page_block_is_freed(page, block, mine))) {
     vm_diag_misuse("double free of %p (%zu-byte block) in free()", p, (size_t)page->block_size);
     return; /* warn: the block stays where it is */
+  }
+  if (owner & VM_PAGE_COUNTED) {
+    vm_count_free(p);
+    if (!mine)
+      vm_count_cross_thread_free();
   }
   if (owner & VM_PAGE_CHECKED)
     checked_release(page, block);

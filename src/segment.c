@@ -5,6 +5,7 @@
  * census), the abandoned ones and the cache. The pages themselves need no lock. */
 #include "internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Which list holds a segment (vm_segment_t.list). */
@@ -305,6 +306,13 @@ void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page) {
   int first = (int)(page - segment->pages);
   size_t count = page->slice_count;
   vm_assert(1, page->in_use && page->slice_offset == 0);
+  size_t guard = vm_large_guard_bytes(page);
+  if (guard != 0 &&
+      !vm_os_unguard(vm_page_area(segment, page) + count * VM_SLICE_SIZE - guard, guard)) {
+    /* the slices would be handed out with a hole in them: stop rather than fault later */
+    vm_diag_warn("vmalloc: cannot lift the guard page after a large block (mprotect failed)\n");
+    abort();
+  }
   memset(page, 0, sizeof *page);
   for (size_t i = 1; i < count; i++)
     segment->pages[first + (int)i].slice_offset = 0;

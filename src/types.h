@@ -31,7 +31,8 @@ typedef struct vm_block_s {
 #define VM_PAGE_FULL 1u    /* off its class queue; a remote free must notify the owner */
 #define VM_PAGE_HUGE 2u    /* the only block of a dedicated mapping */
 #define VM_PAGE_CHECKED 4u /* VMALLOC_CHECK >= 2: every free goes through check.c */
-#define VM_PAGE_FLAGS 7u
+#define VM_PAGE_COUNTED 8u /* VMALLOC_STATS: every free is counted (counters.c) */
+#define VM_PAGE_FLAGS 15u /* heaps are aligned to 64 bytes, so these bits are free */
 
 /* The low bit of thread_free: set while the page is FULL and nobody has yet told the
  * owner that a block came back. The remote freer that clears it notifies. */
@@ -53,7 +54,8 @@ typedef struct vm_block_s {
 struct vm_page_s {
   _Atomic(uintptr_t) owner;        /* owning heap | VM_PAGE_* flags; 0 while free */
   vm_block_t *free;                /* the owner allocates from and frees to here (LIFO) */
-  uintptr_t reserved_word;         /* spare: keeps the descriptor at one cache line */
+  uint64_t block_magic;            /* UINT64_MAX / block_size + 1: offset * magic < magic
+                                      iff block_size divides offset (see vm_free_fast) */
   _Atomic(uintptr_t) thread_free;  /* other threads free here | VM_THREAD_FREE_NOTIFY */
   uint16_t used;
   uint16_t capacity;
@@ -140,7 +142,7 @@ struct vm_heap_s {
   uint8_t in_use;
   vm_heap_t *pool_next;
   vm_heap_t *all_next;
-};
+} __attribute__((aligned(64)));
 
 typedef enum { VM_PURGE_REFUSED, VM_PURGE_LAZY, VM_PURGE_DONE } vm_purge_result_t;
 

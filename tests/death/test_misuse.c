@@ -63,6 +63,23 @@ static void free_of_stack_pointer(void) {
   sink = local;
   free(local);
 }
+static void free_inside_small_block(void) {
+  char *p = malloc(64);
+  free(p + 16); /* the calling thread's own current page: the free fast path's case */
+}
+static void free_inside_medium_block_past_its_first_slice(void) {
+  char *blocks[6];
+  for (int i = 0; i < 6; i++)
+    blocks[i] = malloc(20000);
+  sink = blocks[0];
+  free(blocks[5] + 24); /* 100 KiB into a page of several 64 KiB slices */
+}
+static void free_inside_block_of_another_thread(void) {
+  char *p = malloc(128);
+  pthread_t t;
+  pthread_create(&t, NULL, free_in_thread, p + 64);
+  pthread_join(t, NULL);
+}
 static void free_inside_large_block(void) {
   char *p = malloc(300 << 10);
   free(p + 4096);
@@ -122,6 +139,36 @@ static void double_free_while_in_quarantine(void) {
   free(p);
 }
 
+/* VMALLOC_CHECK=3: a run past the end of a large or huge block meets a guard page. The
+ * fault must come from that page, not from whatever lies further on: the handler lets
+ * SIGSEGV kill the child only then, and exits with status 3 otherwise. */
+static char *volatile guard_start;
+static void on_overrun_fault(int sig, siginfo_t *info, void *context) {
+  (void)context;
+  char *at = info->si_addr;
+  if (at < guard_start || at >= guard_start + 4096)
+    _exit(3);
+  signal(sig, SIG_DFL); /* the faulting write runs again, and kills */
+}
+static void overrun_until_fault(volatile char *p, size_t n, size_t step) {
+  struct sigaction action = {.sa_sigaction = on_overrun_fault, .sa_flags = SA_SIGINFO};
+  sigaction(SIGSEGV, &action, NULL);
+  for (size_t i = n;; i += step) /* past the canary, on to the guard */
+    p[i] = 'x';
+}
+static void overrun_of_large_block(void) {
+  size_t n = 300 << 10; /* 5 slices of 64 KiB: the block, then the guard at their end */
+  char *p = malloc(n);
+  guard_start = p + (5 << 16) - 4096;
+  overrun_until_fault(p, n, 4096);
+}
+static void overrun_of_huge_block(void) {
+  size_t n = (8 << 20) + 100; /* the guard follows the block's last OS page */
+  char *p = malloc(n);
+  guard_start = p + ((n + 4095) & ~(size_t)4095);
+  overrun_until_fault(p, n, 512);
+}
+
 typedef struct {
   const char *name;
   misuse_fn fn;
@@ -136,6 +183,11 @@ static const misuse_t misuses[] = {
     {"double free across threads", double_free_across_threads, "double free of 0x", NULL},
     {"free of a static array", free_of_foreign_pointer, "invalid pointer 0x", NULL},
     {"free of a stack array", free_of_stack_pointer, "invalid pointer 0x", NULL},
+    {"free inside a small block", free_inside_small_block, "invalid pointer 0x", NULL},
+    {"free inside a medium block", free_inside_medium_block_past_its_first_slice,
+     "invalid pointer 0x", NULL},
+    {"free inside another thread's block", free_inside_block_of_another_thread,
+     "invalid pointer 0x", NULL},
     {"free inside a large block", free_inside_large_block, "invalid pointer 0x", NULL},
     {"free inside a huge block", free_inside_huge_block, "invalid pointer 0x", NULL},
     {"realloc of a freed block", realloc_of_freed_block, "use after free of 0x", NULL},
@@ -149,6 +201,11 @@ static const misuse_t misuses[] = {
      "write after free at 0x", "2"},
     {"double free while in quarantine", double_free_while_in_quarantine, "double free of 0x",
      "3"},
+};
+
+static const misuse_t guard_overruns[] = {
+    {"overrun of a large block", overrun_of_large_block, NULL, "3"},
+    {"overrun of a huge block", overrun_of_huge_block, NULL, "3"},
 };
 
 /* Runs misuse in a child with stderr captured; returns the signal or 0, fills out. */
@@ -211,21 +268,43 @@ static void with_warn_each_misuse_is_reported_and_survived(void **state) {
   }
 }
 
+static void at_tier_3_overruns_fault_on_a_guard_page(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof guard_overruns / sizeof guard_overruns[0]; i++) {
+    char out[1024];
+    int sig = run_misuse(&guard_overruns[i], false, out, sizeof out);
+    if (sig != SIGSEGV)
+      fail_msg("%s: signal %d, stderr \"%s\", expected SIGSEGV", guard_overruns[i].name, sig,
+               out);
+  }
+}
+
+static const misuse_t *misuse_named(const char *name) {
+  for (size_t i = 0; i < sizeof misuses / sizeof misuses[0]; i++)
+    if (strcmp(name, misuses[i].name) == 0)
+      return &misuses[i];
+  for (size_t i = 0; i < sizeof guard_overruns / sizeof guard_overruns[0]; i++)
+    if (strcmp(name, guard_overruns[i].name) == 0)
+      return &guard_overruns[i];
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "child") == 0) {
-    for (size_t i = 0; i < sizeof misuses / sizeof misuses[0]; i++)
-      if (strcmp(argv[2], misuses[i].name) == 0) {
-        misuses[i].fn();
-        /* the heap must still work after the report */
-        void *p = malloc(100);
-        free(p);
-        return 0;
-      }
+    const misuse_t *m = misuse_named(argv[2]);
+    if (m != NULL) {
+      m->fn();
+      /* the heap must still work after the report */
+      void *p = malloc(100);
+      free(p);
+      return 0;
+    }
     return 2;
   }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(each_misuse_aborts_with_one_line),
       cmocka_unit_test(with_warn_each_misuse_is_reported_and_survived),
+      cmocka_unit_test(at_tier_3_overruns_fault_on_a_guard_page),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
