@@ -155,8 +155,7 @@ static size_t usable_size_checked(const void *p, const char *where, vm_segment_t
                      (size_t)page->block_size, where);
       return SIZE_MAX;
     }
-    bool mine = (owner & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)vm_heap_tls;
-    if (!(owner & VM_PAGE_HUGE) && vm_page_block_is_freed(page, p, mine)) {
+    if (!(owner & VM_PAGE_HUGE) && vm_page_block_is_freed(p)) {
       vm_diag_misuse("use after free of %p (%zu-byte block) in %s", p, (size_t)page->block_size,
                      where);
       return SIZE_MAX;

@@ -131,16 +131,6 @@ vm_block_t *vm_check_quarantine(void *p, size_t bytes) {
   return release;
 }
 
-/* Whether p waits in quarantine (freed, not yet reusable). */
-bool vm_check_in_quarantine(const void *p) {
-  bool found = false;
-  vm_lock(&quarantine_lock);
-  for (size_t i = 0; i < quarantine_count && !found; i++)
-    found = quarantine[(quarantine_head + QUARANTINE_BLOCKS - 1 - i) % QUARANTINE_BLOCKS] == p;
-  vm_unlock(&quarantine_lock);
-  return found;
-}
-
 /* Links count fresh blocks in a random order (tier 3), so that heap layouts are hard to
  * predict; returns the new list head, with `tail_next` after the last. */
 vm_block_t *vm_check_shuffled_list(uint8_t *first, size_t count, size_t block_size,

@@ -65,6 +65,8 @@ static void heap_reset(vm_heap_t *heap) {
   for (size_t i = 0; i < VM_DIRECT_SLOTS; i++)
     heap->direct[i] = &vm_page_empty;
   memset(heap->queues, 0, sizeof heap->queues);
+  memset(heap->foreign, 0, sizeof heap->foreign);
+  memset(heap->foreign_count, 0, sizeof heap->foreign_count);
   heap->segments_avail = heap->segments_full = NULL;
   atomic_store_explicit(&heap->notified, 0, memory_order_relaxed);
   heap->purge_next_ms = 0;

@@ -68,6 +68,11 @@ VM_INLINE vm_page_t *vm_slice_of(vm_segment_t *segment, const void *p) {
   uintptr_t offset = ((uintptr_t)p >> (VM_SLICE_SHIFT - 6)) & ((uintptr_t)(VM_SLICES - 1) << 6);
   return (vm_page_t *)((uint8_t *)segment->pages + offset);
 }
+/* The list other threads free the page's blocks onto. */
+VM_INLINE _Atomic(uintptr_t) *vm_page_thread_free(const vm_page_t *page) {
+  vm_segment_t *segment = vm_segment_of(page);
+  return &segment->remote[page - segment->pages].thread_free;
+}
 VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
   vm_page_t *slice = vm_slice_of(segment, p);
   return slice - slice->slice_offset;
@@ -169,7 +174,7 @@ void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page);
 void vm_heap_collect_pages(vm_heap_t *heap, bool force);
 void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
-bool vm_page_block_is_freed(vm_page_t *page, const vm_block_t *block, bool owner);
+bool vm_page_block_is_freed(const vm_block_t *block);
 vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p);
 
 /* ---- heap.c ------------------------------------------------------------------------ */
@@ -373,7 +378,6 @@ void *vm_check_on_malloc(void *p, size_t n, size_t block_size, bool class_block)
 size_t vm_check_requested(void *p, size_t block_size);
 bool vm_check_on_free(void *p, size_t block_size, bool class_block, const char *where);
 vm_block_t *vm_check_quarantine(void *p, size_t bytes);
-bool vm_check_in_quarantine(const void *p);
 vm_block_t *vm_check_shuffled_list(uint8_t *first, size_t count, size_t block_size,
                                    vm_block_t *tail_next, uintptr_t secret);
 

@@ -31,7 +31,7 @@ void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
   page->free = NULL;
   page->next = page->prev = NULL;
   /* its one block is out: FULL, with the notify duty armed for a remote free */
-  atomic_store_explicit(&page->thread_free, VM_THREAD_FREE_NOTIFY, memory_order_relaxed);
+  atomic_store_explicit(vm_page_thread_free(page), VM_THREAD_FREE_NOTIFY, memory_order_relaxed);
   atomic_store_explicit(&page->owner, vm_page_owner_word(heap) | VM_PAGE_FULL,
                         memory_order_relaxed);
   vm_block_t *block = (vm_block_t *)area;

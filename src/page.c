@@ -3,6 +3,9 @@
  * the free path for everything the inline fast path (internal.h) does not take. */
 #include "internal.h"
 
+/* The foreign cache (blocks of other threads' pages), with the free path below. */
+static vm_block_t *foreign_take(vm_heap_t *heap, unsigned c);
+static void foreign_flush(vm_heap_t *heap);
 
 /* ---- class queues ------------------------------------------------------------------ */
 
@@ -109,7 +112,7 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->pinned = 0;
   page->free = NULL;
   page->next = page->prev = NULL;
-  atomic_store_explicit(&page->thread_free, 0, memory_order_relaxed);
+  atomic_store_explicit(vm_page_thread_free(page), 0, memory_order_relaxed);
   set_owner(page, vm_page_owner_word(heap));
 }
 
@@ -143,19 +146,22 @@ static void page_extend(vm_page_t *page) {
 size_t vm_page_collect(vm_page_t *page) {
   /* A non-empty remote list never carries the notify bit: the push that filled it
    * cleared it. So taking everything and leaving 0 behind is right. */
-  if (atomic_load_explicit(&page->thread_free, memory_order_relaxed) <= VM_THREAD_FREE_NOTIFY)
+  if (atomic_load_explicit(vm_page_thread_free(page), memory_order_relaxed) <= VM_THREAD_FREE_NOTIFY)
     return 0;
-  vm_block_t *list = (vm_block_t *)atomic_exchange_explicit(&page->thread_free, 0,
-                                                            memory_order_acquire);
-  /* the remote list's links are plain: encode each as it joins the free list */
-  uintptr_t secret = vm_secret.list_secret;
-  size_t count = 0;
-  for (vm_block_t *block = list, *next; block != NULL; block = next) {
-    next = block->next;
-    vm_block_set_next(block, page->free, secret);
-    page->free = block;
-    count++;
+  uintptr_t remote = atomic_exchange_explicit(vm_page_thread_free(page), 0, memory_order_acquire);
+  vm_block_t *list = (vm_block_t *)(remote & VM_THREAD_FREE_BLOCK_MASK);
+  size_t count = remote >> VM_THREAD_FREE_COUNT_SHIFT;
+  if (page->free != NULL) {
+    /* rare (malloc collects when the free list is empty): append the free list to the
+     * remote one, which means finding its tail; the usual case touches no block, so
+     * the blocks' cache lines move to this thread only as malloc hands them out */
+    uintptr_t secret = vm_secret.list_secret;
+    vm_block_t *tail = list;
+    for (size_t i = 1; i < count; i++)
+      tail = vm_block_next(tail, secret);
+    vm_block_set_next(tail, page->free, secret);
   }
+  page->free = list;
   vm_assert(1, page->used >= count);
   page->used -= (uint16_t)count;
   return count;
@@ -170,7 +176,7 @@ static bool page_has_room(const vm_page_t *page) {
  * something to collect. */
 static bool page_try_mark_full(vm_heap_t *heap, vm_page_t *page, bool queued) {
   uintptr_t expected = 0;
-  if (!atomic_compare_exchange_strong_explicit(&page->thread_free, &expected,
+  if (!atomic_compare_exchange_strong_explicit(vm_page_thread_free(page), &expected,
                                                VM_THREAD_FREE_NOTIFY, memory_order_acq_rel,
                                                memory_order_relaxed))
     return false;
@@ -183,7 +189,7 @@ static bool page_try_mark_full(vm_heap_t *heap, vm_page_t *page, bool queued) {
 /* A FULL page that got blocks back returns to its queue (or, if it is a large page, to
  * its segment). Returns true if that freed the page's whole segment. */
 static bool page_unfull(vm_heap_t *heap, vm_page_t *page) {
-  atomic_fetch_and_explicit(&page->thread_free, ~(uintptr_t)VM_THREAD_FREE_NOTIFY,
+  atomic_fetch_and_explicit(vm_page_thread_free(page), ~(uintptr_t)VM_THREAD_FREE_NOTIFY,
                             memory_order_acq_rel);
   set_owner(page, owner_of(page) & ~(uintptr_t)VM_PAGE_FULL);
   if (page->class_idx == 0 || page->used == 0) {
@@ -206,7 +212,7 @@ bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page) {
     return false;
   if (vm_page_collect(page) == 0) {
     uintptr_t expected = 0; /* nothing came: re-arm, unless something comes right now */
-    if (atomic_compare_exchange_strong_explicit(&page->thread_free, &expected,
+    if (atomic_compare_exchange_strong_explicit(vm_page_thread_free(page), &expected,
                                                 VM_THREAD_FREE_NOTIFY, memory_order_acq_rel,
                                                 memory_order_relaxed))
       return false;
@@ -222,7 +228,7 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page) {
   set_owner(page, vm_page_owner_word(heap));
   vm_page_collect(page);
   /* the notify bit of an abandoned FULL page is ours to clear now */
-  atomic_fetch_and_explicit(&page->thread_free, ~(uintptr_t)VM_THREAD_FREE_NOTIFY,
+  atomic_fetch_and_explicit(vm_page_thread_free(page), ~(uintptr_t)VM_THREAD_FREE_NOTIFY,
                             memory_order_acq_rel);
   for (;;) {
     if (page->used == 0) {
@@ -239,8 +245,10 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page) {
   }
 }
 
-/* Frees the empty pages of heap's queues (force: the current pages too). */
+/* Frees the empty pages of heap's queues (force: the current pages too), after sending
+ * the blocks of other heaps that it keeps home. */
 void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
+  foreign_flush(heap);
   if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
     vm_segment_collect_notified(heap);
   for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
@@ -291,7 +299,10 @@ static vm_page_t *find_page(vm_heap_t *heap, unsigned class_idx) {
 
 /* Everything malloc's fast path does not do, for sizes up to VM_MEDIUM_MAX. */
 void *vm_page_malloc_slow(vm_heap_t *heap, size_t n) {
-  vm_page_t *page = find_page(heap, vm_class_of(n));
+  unsigned class_idx = vm_class_of(n);
+  if (heap->foreign[class_idx] != NULL)
+    return foreign_take(heap, class_idx);
+  vm_page_t *page = find_page(heap, class_idx);
   if (page == NULL)
     return NULL;
   return vm_page_pop(page, page->free, vm_secret.list_secret);
@@ -325,45 +336,29 @@ void vm_page_retire(vm_heap_t *heap, vm_page_t *page) {
 /* Pushes a block onto another thread's page with one CAS. When the page is FULL and armed,
  * this freer tells the owner first: until its block lands, the page cannot be freed. */
 static void free_remote(vm_page_t *page, vm_block_t *block) {
-  uintptr_t old = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  uintptr_t old = atomic_load_explicit(vm_page_thread_free(page), memory_order_relaxed);
   bool told = false;
   for (;;) {
     if ((old & VM_THREAD_FREE_NOTIFY) && !told) {
       vm_segment_note_notify(vm_segment_of(page), page);
       told = true;
     }
-    block->next = (vm_block_t *)(old & ~(uintptr_t)VM_THREAD_FREE_NOTIFY);
-    if (atomic_compare_exchange_weak_explicit(&page->thread_free, &old, (uintptr_t)block,
+    vm_block_set_next(block, (vm_block_t *)(old & VM_THREAD_FREE_BLOCK_MASK),
+                      vm_secret.list_secret);
+    uintptr_t count = (old >> VM_THREAD_FREE_COUNT_SHIFT) + 1;
+    if (atomic_compare_exchange_weak_explicit(vm_page_thread_free(page), &old,
+                                              (uintptr_t)block | count << VM_THREAD_FREE_COUNT_SHIFT,
                                               memory_order_release, memory_order_relaxed))
       return;
   }
 }
 
-/* Whether block is on the page's free list or its remote list: confirms a double free
- * that the freed-block key suggests. Owner only: nobody else takes from these lists. */
-static bool on_free_lists(const vm_page_t *page, const vm_block_t *block) {
-  uintptr_t secret = vm_secret.list_secret;
-  size_t limit = page->reserved;
-  for (const vm_block_t *b = page->free; b != NULL && limit-- > 0; b = vm_block_next(b, secret))
-    if (b == block)
-      return true;
-  uintptr_t remote = atomic_load_explicit(&page->thread_free, memory_order_acquire);
-  limit = page->reserved;
-  for (const vm_block_t *b = (const vm_block_t *)(remote & ~(uintptr_t)VM_THREAD_FREE_NOTIFY);
-       b != NULL && limit-- > 0; b = b->next)
-    if (b == block)
-      return true;
-  return false;
-}
-
-/* Reports a freed block handed to `where`, if the checks are on and it really is freed:
- * the key is a strong hint, and the owner confirms it on its own lists; another thread
- * cannot look at those, so it trusts the key (only a copy of freed memory forges it). */
-bool vm_page_block_is_freed(vm_page_t *page, const vm_block_t *block, bool owner) {
-  if (vm_secret.freed_key == 0 || block->freed != vm_secret.freed_key)
-    return false;
-  return !owner || on_free_lists(page, block) ||
-         (vm_check_level() >= 3 && vm_check_in_quarantine(block));
+/* Whether a block is freed, by the key that free writes into its second word and malloc
+ * clears: a random 64-bit secret, which only a copy of freed memory can forge. No list
+ * can confirm it: a freed block may be on its page's lists, in the quarantine, or in
+ * another thread's foreign cache, which no other thread may read. */
+bool vm_page_block_is_freed(const vm_block_t *block) {
+  return vm_secret.freed_key != 0 && block->freed == vm_secret.freed_key;
 }
 
 /* The start of the block that holds p, or NULL if p is past the page's blocks. (Not
@@ -377,15 +372,55 @@ vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p) {
   return (vm_block_t *)(area + index * page->block_size);
 }
 
-/* Returns a block to its page: pushed locally if the page is ours, else remotely. */
-static void release_block(vm_page_t *page, vm_block_t *block) {
-  uintptr_t owner = owner_of(page);
-  vm_heap_t *heap = vm_heap_tls;
-  block->freed = vm_secret.freed_key;
-  if ((owner & ~(uintptr_t)VM_PAGE_FLAGS) != (uintptr_t)heap) {
-    free_remote(page, block);
-    return;
+/* ---- blocks of other threads' pages ------------------------------------------------ */
+
+/* A thread that frees blocks of other threads' pages keeps a few of each class and hands
+ * them out again itself: the blocks are in its cache now, and sending each one home for
+ * the owner to take from there would move it between caches twice (producer/consumer
+ * pairs live on this). Their pages count them as used until they go home: past these
+ * bounds, when the thread exits, or on vmalloc_collect and malloc_trim. */
+#define VM_FOREIGN_MAX_BLOCKS 64
+#define VM_FOREIGN_MAX_BYTES (16u << 10)
+
+static bool foreign_keep(vm_heap_t *heap, const vm_page_t *page, vm_block_t *block) {
+  unsigned c = page->class_idx;
+  if (c == 0 || heap == &vm_heap_empty)
+    return false;
+  size_t count = heap->foreign_count[c];
+  if (count >= VM_FOREIGN_MAX_BLOCKS || (count + 1) * page->block_size > VM_FOREIGN_MAX_BYTES)
+    return false;
+  vm_block_set_next(block, heap->foreign[c], heap->list_secret);
+  heap->foreign[c] = block;
+  heap->foreign_count[c] = (uint16_t)(count + 1);
+  return true;
+}
+
+/* Takes a block of class c from the heap's foreign cache, or NULL. Its links cross
+ * segments, so each is checked against the registry and the freed key instead. */
+static vm_block_t *foreign_take(vm_heap_t *heap, unsigned c) {
+  vm_block_t *block = heap->foreign[c];
+  if (block == NULL)
+    return NULL;
+  vm_block_t *next = NULL;
+  if (--heap->foreign_count[c] != 0) {
+    next = vm_block_next(block, heap->list_secret);
+    if (vm_unlikely(!vm_registry_contains(vm_segment_of(next)) || !vm_page_block_is_freed(next))) {
+      vm_diag_misuse("corrupted free list at %p (%u-byte blocks; a write after free?) in malloc()",
+                     (void *)block, vm_class_size[c]);
+      next = NULL; /* warn: the rest of the list is lost (leaked), not followed */
+      heap->foreign_count[c] = 0;
+    }
   }
+  heap->foreign[c] = next;
+  block->freed = 0;
+  return block;
+}
+
+/* ---- free, continued --------------------------------------------------------------- */
+
+/* Pushes a block onto its page's free list: the calling thread's heap owns the page. */
+static void release_local(vm_heap_t *heap, vm_page_t *page, vm_block_t *block) {
+  uintptr_t owner = owner_of(page);
   vm_block_set_next(block, page->free, vm_secret.list_secret);
   page->free = block;
   page->used--;
@@ -393,6 +428,34 @@ static void release_block(vm_page_t *page, vm_block_t *block) {
     page_unfull(heap, page);
   else if (page->used == 0)
     vm_page_retire(heap, page);
+}
+
+static bool is_owner(const vm_heap_t *heap, const vm_page_t *page) {
+  return (owner_of(page) & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)heap;
+}
+
+/* Returns a block to its page, or keeps it in this thread's foreign cache. */
+static void release_block(vm_page_t *page, vm_block_t *block) {
+  vm_heap_t *heap = vm_heap_tls;
+  block->freed = vm_secret.freed_key;
+  if (is_owner(heap, page))
+    release_local(heap, page, block);
+  else if (!foreign_keep(heap, page, block))
+    free_remote(page, block);
+}
+
+/* Sends every block of the heap's foreign cache home. */
+static void foreign_flush(vm_heap_t *heap) {
+  for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
+    for (vm_block_t *block; (block = foreign_take(heap, c)) != NULL;) {
+      block->freed = vm_secret.freed_key;
+      vm_page_t *page = vm_page_of(vm_segment_of(block), block);
+      if (is_owner(heap, page)) /* its segment was adopted meanwhile */
+        release_local(heap, page, block);
+      else
+        free_remote(page, block);
+    }
+  }
 }
 
 /* VMALLOC_CHECK >= 2: the canary must be intact; at 3 the block then waits in quarantine,
@@ -439,14 +502,13 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
                    (size_t)page->block_size);
     return;
   }
-  bool mine = (owner & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)vm_heap_tls;
-  if (vm_unlikely(vm_page_block_is_freed(page, block, mine))) {
+  if (vm_unlikely(vm_page_block_is_freed(block))) {
     vm_diag_misuse("double free of %p (%zu-byte block) in free()", p, (size_t)page->block_size);
     return; /* warn: the block stays where it is */
   }
   if (owner & VM_PAGE_COUNTED) {
     vm_count_free(p);
-    if (!mine)
+    if (!is_owner(vm_heap_tls, page))
       vm_count_cross_thread_free();
   }
   if (owner & VM_PAGE_CHECKED)

@@ -34,9 +34,14 @@ typedef struct vm_block_s {
 #define VM_PAGE_COUNTED 8u /* VMALLOC_STATS: every free is counted (counters.c) */
 #define VM_PAGE_FLAGS 15u /* heaps are aligned to 64 bytes, so these bits are free */
 
-/* The low bit of thread_free: set while the page is FULL and nobody has yet told the
- * owner that a block came back. The remote freer that clears it notifies. */
+/* thread_free, the list other threads free onto, is one word: the first block (a user
+ * address, below 2^47), the number of blocks on the list in the top 16 bits, so the
+ * owner takes the list whole without walking it, and in the low bit NOTIFY: set while
+ * the page is FULL and nobody has yet told the owner that a block came back. The remote
+ * freer that clears it notifies. The list's links are encoded as the free list's are. */
 #define VM_THREAD_FREE_NOTIFY 1u
+#define VM_THREAD_FREE_COUNT_SHIFT 48
+#define VM_THREAD_FREE_BLOCK_MASK ((((uintptr_t)1 << 47) - 1) & ~(uintptr_t)VM_THREAD_FREE_NOTIFY)
 
 /* One page: a run of slices serving one size class (or one large block).
  * Invariants, for a page in use:
@@ -46,8 +51,9 @@ typedef struct vm_block_s {
  *          the free fast path, and a malloc/free loop on it never leaves the fast path;
  *   used - pinned + |free| = capacity <= reserved;
  *   blocks [capacity, reserved) have never been handed out and are not on any list.
- * The owner thread alone touches everything except thread_free, which any thread may push
- * onto (one atomic CAS) and only the owner takes (one atomic exchange). While the page's
+ * The owner thread alone touches the descriptor. Its thread_free (in the segment's
+ * remote[], see vm_page_thread_free) any thread may push onto (one atomic CAS) and only
+ * the owner takes (one atomic exchange). While the page's
  * segment is abandoned, "owner" means whoever holds the segment. Only the head descriptor
  * of a run is meaningful; the others carry slice_offset back to it. 64 bytes: one cache
  * line, and free finds it with a shift. */
@@ -56,7 +62,7 @@ struct vm_page_s {
   vm_block_t *free;                /* the owner allocates from and frees to here (LIFO) */
   uint64_t block_magic;            /* UINT64_MAX / block_size + 1: offset * magic < magic
                                       iff block_size divides offset (see vm_free_fast) */
-  _Atomic(uintptr_t) thread_free;  /* other threads free here | VM_THREAD_FREE_NOTIFY */
+  uintptr_t spare_word;            /* keeps the descriptor at one cache line */
   uint16_t used;
   uint16_t capacity;
   uint16_t reserved;
@@ -71,6 +77,14 @@ struct vm_page_s {
   vm_page_t *prev;
 };
 _Static_assert(sizeof(vm_page_t) == 64, "a page descriptor is one cache line");
+
+/* The list that other threads free a page's blocks onto (see VM_THREAD_FREE_*), in a
+ * cache line of its own: the owner writes its descriptor on every malloc and free, and a
+ * remote free that had to take that line from it would slow both threads down. */
+typedef struct {
+  _Atomic(uintptr_t) thread_free;
+  uint8_t padding[56];
+} __attribute__((aligned(64))) vm_remote_list_t;
 
 /* A class queue: pages with (probably) free blocks; the first is the current page. */
 typedef struct {
@@ -119,6 +133,7 @@ struct vm_segment_s {
   vm_segment_t *all_next;           /* every normal segment, for the census and purging */
   vm_segment_t *all_prev;
   vm_page_t pages[64] __attribute__((aligned(64)));
+  vm_remote_list_t remote[64];      /* remote[i]: page i's thread_free */
 };
 
 #define VM_DIRECT_SLOTS 65 /* sizes 0..1024 in 16-byte steps */
@@ -135,6 +150,10 @@ struct vm_heap_s {
   uintptr_t freed_key;    /* direct table so the fast paths find them in a hot line    */
   vm_page_t *direct[VM_DIRECT_SLOTS];
   vm_page_queue_t queues[VM_CLASS_COUNT + 1];
+  /* blocks of other heaps' pages that this thread freed, kept (up to VM_FOREIGN_MAX_*)
+   * for its own next mallocs of the class, while they are still in its cache */
+  vm_block_t *foreign[VM_CLASS_COUNT + 1];
+  uint16_t foreign_count[VM_CLASS_COUNT + 1];
   vm_segment_t *segments_avail;
   vm_segment_t *segments_full;
   _Atomic(int) notified;  /* a hint: some owned segment has notify bits set */
