@@ -243,6 +243,11 @@ void *vm_realloc(void *p, size_t n) {
     }
   } else if (n <= usable && n >= usable / 2) {
     return p; /* fits, and not so much smaller that keeping the block wastes memory */
+  } else if (n > usable && segment->kind == VM_SEGMENT_NORMAL && usable > VM_MEDIUM_MAX &&
+             vm_large_grow_in_place(segment, p, n)) {
+    if (vm_counting())
+      vm_count_resize(usable, p, n);
+    return p;
   }
   void *q = vm_malloc(n);
   if (q == NULL)

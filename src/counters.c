@@ -64,7 +64,7 @@ void vm_count_free(const void *p) {
   sub(&live_bytes, size);
 }
 
-/* A huge block of old_size bytes resized (in place or moved) to q for `requested` bytes:
+/* A large or huge block of old_size bytes resized (in place or moved) to q for `requested` bytes:
  * the same block to the program, so only the byte counts change. */
 void vm_count_resize(size_t old_size, const void *q, size_t requested) {
   size_t size;

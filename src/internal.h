@@ -139,6 +139,7 @@ VM_INLINE unsigned vm_class_of(size_t n) {
 /* ---- segment.c --------------------------------------------------------------------- */
 vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_slices);
 void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page);
+bool vm_segment_page_grow(vm_heap_t *heap, vm_page_t *page, size_t count);
 vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block_offset);
 void vm_segment_huge_free(vm_segment_t *segment);
 void vm_segment_huge_attach(vm_segment_t *segment);
@@ -195,6 +196,7 @@ void vm_heap_unlock_backup(void);
 /* ---- large.c ----------------------------------------------------------------------- */
 void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment);
 size_t vm_large_guard_bytes(const vm_page_t *page);
+bool vm_large_grow_in_place(vm_segment_t *segment, void *p, size_t n);
 void *vm_huge_malloc(size_t n, size_t alignment);
 void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n);
 void *vm_huge_lookup_offset_block(const void *p);

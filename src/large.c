@@ -46,6 +46,22 @@ size_t vm_large_guard_bytes(const vm_page_t *page) {
   return (size_t)page->slice_count * VM_SLICE_SIZE - page->block_size;
 }
 
+/* realloc of the large block p (in segment) to n bytes, in place: the calling thread's
+ * block grows into the free slices after its run. False when it cannot. */
+bool vm_large_grow_in_place(vm_segment_t *segment, void *p, size_t n) {
+  vm_heap_t *heap = vm_heap_tls;
+  vm_page_t *page = vm_page_of(segment, p);
+  uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
+  if (page->class_idx != 0 || (owner & ~(uintptr_t)VM_PAGE_FLAGS) != (uintptr_t)heap ||
+      vm_large_guard_bytes(page) != 0 || n > vm_huge_threshold())
+    return false;
+  size_t slices = (n + VM_SLICE_SIZE - 1) / VM_SLICE_SIZE;
+  if (!vm_segment_page_grow(heap, page, slices))
+    return false;
+  page->block_size = (uint32_t)(slices * VM_SLICE_SIZE);
+  return true;
+}
+
 /* A dedicated mapping for one block; fresh mappings read as zero. */
 void *vm_huge_malloc(size_t n, size_t alignment) {
   if (n == 0)

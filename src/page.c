@@ -366,7 +366,11 @@ bool vm_page_block_is_freed(const vm_block_t *block) {
 vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p) {
   uint8_t *area = vm_page_area(vm_segment_of(page), page);
   size_t offset = (size_t)((uint8_t *)p - area);
-  size_t index = offset / page->block_size;
+  /* offset / block_size without a divide: offsets are below 2^32, where the high half
+   * of offset * block_magic is the quotient */
+  size_t index = page->class_idx == 0
+                     ? offset / page->block_size
+                     : (size_t)(((unsigned __int128)offset * page->block_magic) >> 64);
   if (index >= page->reserved)
     return NULL;
   return (vm_block_t *)(area + index * page->block_size);

@@ -215,9 +215,10 @@ static void commit_run(vm_segment_t *segment, int first, int count, void *failed
     segment->committed_slices |= run_bits(first, (size_t)count);
 }
 
-/* Makes a page of `count` slices at `first`; NULL if they cannot be committed. */
-static vm_page_t *carve_page(vm_heap_t *heap, vm_segment_t *segment, int first, size_t count) {
-  uint64_t bits = run_bits(first, count);
+/* Takes the free slices of `bits` out of the free masks, committing them first under
+ * strict overcommit; false (nothing taken) when they cannot be committed. *zeroed: they
+ * all read as zero. */
+static bool take_slices(vm_segment_t *segment, uint64_t bits, bool *zeroed) {
   vm_assert(1, (segment->free_slices & bits) == bits);
   vm_lock(&segment->lock);
   if (vm_os_strict_commit() && (segment->committed_slices & bits) != bits) {
@@ -225,26 +226,57 @@ static vm_page_t *carve_page(vm_heap_t *heap, vm_segment_t *segment, int first, 
     for_each_run(segment, bits & ~segment->committed_slices, commit_run, &failed);
     if (failed) {
       vm_unlock(&segment->lock);
-      return NULL;
+      return false;
     }
   }
-  bool zeroed = (segment->zero_slices & bits) == bits;
+  *zeroed = (segment->zero_slices & bits) == bits;
   segment->free_slices &= ~bits;
   segment->dirty_slices &= ~bits;
   segment->lazy_slices &= ~bits;
   segment->zero_slices &= ~bits;
   vm_unlock(&segment->lock);
-  segment->live_pages++;
-  vm_page_t *page = &segment->pages[first];
-  for (size_t i = 0; i < count; i++) {
+  return true;
+}
+
+/* Points the descriptors of slices [from, to) of the page at `first` back to it. */
+static void link_run(vm_segment_t *segment, int first, size_t from, size_t to) {
+  for (size_t i = from; i < to; i++) {
     segment->pages[first + (int)i].slice_offset = (uint8_t)i;
     segment->pages[first + (int)i].in_use = 0;
   }
+}
+
+/* Makes a page of `count` slices at `first`; NULL if they cannot be committed. */
+static vm_page_t *carve_page(vm_heap_t *heap, vm_segment_t *segment, int first, size_t count) {
+  bool zeroed;
+  if (!take_slices(segment, run_bits(first, count), &zeroed))
+    return NULL;
+  segment->live_pages++;
+  vm_page_t *page = &segment->pages[first];
+  link_run(segment, first, 0, count);
   page->in_use = 1;
   page->slice_count = (uint8_t)count;
   page->zeroed = zeroed;
   heap_list_update(heap, segment);
   return page;
+}
+
+/* Lengthens heap's page to `count` slices in place if the slices after it are free;
+ * false (the page unchanged) if they are not, or cannot be committed. */
+bool vm_segment_page_grow(vm_heap_t *heap, vm_page_t *page, size_t count) {
+  vm_segment_t *segment = vm_segment_of(page);
+  int first = (int)(page - segment->pages);
+  size_t old = page->slice_count;
+  if (count <= old || first + count > (size_t)VM_SLICES)
+    return false;
+  uint64_t bits = run_bits(first + (int)old, count - old);
+  bool zeroed;
+  if ((segment->free_slices & bits) != bits || !take_slices(segment, bits, &zeroed))
+    return false;
+  link_run(segment, first, old, count);
+  page->slice_count = (uint8_t)count;
+  heap_list_update(heap, segment);
+  return true;
 }
 
 /* Takes the first abandoned segment into heap; false when there is none. */

@@ -2,6 +2,7 @@
  * dedicated mappings in either direction, and its edge cases behave as in glibc. */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -181,6 +182,40 @@ static void test_impossible_realloc_keeps_block(void **state)
 }
 #pragma GCC diagnostic pop
 
+/* A large block grows into the free slices after it without moving; once another block
+ * sits there, it moves, contents intact. A fresh thread starts on fresh slices. */
+static void *grow_large_block(void *arg)
+{
+    (void)arg;
+    size_t size = 200 << 10;
+    unsigned char *block = malloc(size);
+    assert_non_null(block);
+    pattern_fill_range(block, 0, size, 7);
+    for (size_t n = 256 << 10; n <= (1536 << 10); n += 64 << 10) {
+        unsigned char *before = block;
+        block = resize_and_check(block, &size, n, 7);
+        if (block != before)
+            fail_msg("realloc to %zu moved a large block with free slices after it", n);
+    }
+    unsigned char *neighbour = malloc(200 << 10);
+    assert_non_null(neighbour);
+    unsigned char *before = block;
+    block = resize_and_check(block, &size, size + (512 << 10), 7);
+    if (block == before && neighbour < block + size && neighbour >= before)
+        fail_msg("realloc grew a large block over its neighbour %p", (void *)neighbour);
+    free(neighbour);
+    free(block);
+    return NULL;
+}
+
+static void test_large_block_grows_in_place(void **state)
+{
+    (void)state;
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, grow_large_block, NULL), 0);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+}
+
 static void test_realloc_to_same_size(void **state)
 {
     (void)state;
@@ -210,6 +245,7 @@ int main(void)
         cmocka_unit_test(test_realloc_to_zero_frees),
         cmocka_unit_test(test_impossible_realloc_keeps_block),
         cmocka_unit_test(test_realloc_to_same_size),
+        cmocka_unit_test(test_large_block_grows_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
