@@ -115,16 +115,14 @@ static VM_NOINLINE void free_unregistered(void *p) {
   vm_segment_huge_free(segment);
 }
 
-/* Everything else free does, keeping errno as it was (munmap and madvise may set it). */
+/* Everything else free does. (errno stays as it was: see os.c.) */
 VM_NOINLINE void vm_free_slow(vm_page_t *page, void *p, vm_free_reason_t reason) {
-  int saved = errno;
   if (reason == VM_FREE_RETIRE)
     vm_page_retire(vm_heap_tls, page);
   else if (page != NULL) /* the fast path found it in a registered segment */
     vm_page_free_generic(page, p);
   else
     free_unregistered(p);
-  errno = saved;
 }
 
 void vm_free(void *p) { vm_free_fast(p); }
@@ -233,9 +231,7 @@ void *vm_realloc(void *p, size_t n) {
   } else if (segment->kind == VM_SEGMENT_HUGE && n > vm_huge_threshold()) {
     if (n == usable)
       return p;
-    int saved = errno;
     void *moved = vm_huge_realloc(segment, p, n);
-    errno = saved;
     if (moved != NULL) {
       if (vm_counting())
         vm_count_resize(usable, moved, n);

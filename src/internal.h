@@ -74,7 +74,9 @@ VM_INLINE _Atomic(uintptr_t) *vm_page_thread_free(const vm_page_t *page) {
   return &segment->remote[page - segment->pages].thread_free;
 }
 VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
-  vm_page_t *slice = vm_slice_of(segment, p);
+  /* (p - segment) >> VM_SLICE_SHIFT descriptors of 64 bytes, without the subtraction */
+  uintptr_t offset = ((uintptr_t)p >> (VM_SLICE_SHIFT - 6)) & ((uintptr_t)(VM_SLICES - 1) << 6);
+  vm_page_t *slice = (vm_page_t *)((uint8_t *)segment->pages + offset);
   return slice - slice->slice_offset;
 }
 
@@ -286,13 +288,11 @@ VM_INLINE void vm_free_fast(void *p) {
     vm_free_slow(NULL, p, VM_FREE_OTHER);
     return;
   }
-  vm_page_t *slice = vm_slice_of(segment, p);
-  vm_page_t *page = slice - slice->slice_offset;
+  vm_page_t *page = vm_page_of(segment, p);
   vm_heap_t *heap = vm_heap_tls;
   if (vm_likely(atomic_load_explicit(&page->owner, memory_order_relaxed) == (uintptr_t)heap)) {
     vm_block_t *block = p;
-    uint64_t offset = ((uintptr_t)p & (VM_SLICE_SIZE - 1)) +
-                      ((uint64_t)slice->slice_offset << VM_SLICE_SHIFT);
+    uint64_t offset = (uint32_t)((uint32_t)(uintptr_t)p - page->area_low);
     if (vm_unlikely(offset * page->block_magic >= page->block_magic)) {
       vm_free_slow(page, p, VM_FREE_OTHER); /* not at a block start */
       return;

@@ -1,5 +1,7 @@
 /* The OS layer: the only code that calls mmap, munmap, mremap, madvise and mincore.
- * Failure is a return value (NULL or false); nothing here aborts or allocates. */
+ * Failure is a return value (NULL or false); nothing here aborts or allocates, and
+ * errno is left as it was: free, realloc and the rest must not leak the kernel's
+ * errors into the program's errno. */
 #include "internal.h"
 
 #include <errno.h>
@@ -24,8 +26,13 @@ static bool transparent_huge_pages;
 #define STAT_ADD(name, n) atomic_fetch_add_explicit(&vm_os_stats.name, (n), memory_order_relaxed)
 #define STAT_SUB(name, n) atomic_fetch_sub_explicit(&vm_os_stats.name, (n), memory_order_relaxed)
 
+static void restore_errno(const int *saved) { errno = *saved; }
+/* Opens a function that calls the kernel: errno is restored on every way out. */
+#define KEEP_ERRNO int saved_errno __attribute__((cleanup(restore_errno))) = errno
+
 /* Reads a small decimal number from a /proc file without stdio; -1 if it can't. */
 static long read_proc_number(const char *path) {
+  KEEP_ERRNO;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -1;
@@ -64,6 +71,7 @@ size_t vm_os_page_size(void) { return page_size; }
 /* Maps address space: readable and writable, or under strict overcommit (when `reserve`
  * asks for it) inaccessible and uncharged until vm_os_commit. */
 static void *map_anonymous(void *hint, size_t size, bool reserve) {
+  KEEP_ERRNO;
   STAT_ADD(mmap_calls, 1);
   bool inaccessible = reserve && strict_commit;
   void *p = mmap(hint, size, inaccessible ? PROT_NONE : PROT_READ | PROT_WRITE,
@@ -75,6 +83,7 @@ static void *map_anonymous(void *hint, size_t size, bool reserve) {
 }
 
 static void unmap(void *p, size_t size) {
+  KEEP_ERRNO;
   if (size == 0)
     return;
   STAT_ADD(munmap_calls, 1);
@@ -113,6 +122,7 @@ void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve) {
 
 /* Asks for transparent huge pages on a range, when the option is on. */
 void vm_os_advise_huge(void *p, size_t size) {
+  KEEP_ERRNO;
   if (transparent_huge_pages) {
     STAT_ADD(madvise_calls, 1);
     madvise(p, size, MADV_HUGEPAGE);
@@ -124,6 +134,7 @@ bool vm_os_huge_pages(void) { return transparent_huge_pages; }
 /* Makes reserved memory usable. Only strict overcommit needs a system call: mprotect
  * charges the range against the commit limit, and may fail. */
 bool vm_os_commit(void *p, size_t size) {
+  KEEP_ERRNO;
   if (!strict_commit)
     return true;
   STAT_ADD(mprotect_calls, 1);
@@ -132,12 +143,14 @@ bool vm_os_commit(void *p, size_t size) {
 
 /* Makes a range inaccessible: a guard page that turns an overrun into a fault. */
 bool vm_os_guard(void *p, size_t size) {
+  KEEP_ERRNO;
   STAT_ADD(mprotect_calls, 1);
   return mprotect(p, size, PROT_NONE) == 0;
 }
 
 /* Makes a guard page usable again. */
 bool vm_os_unguard(void *p, size_t size) {
+  KEEP_ERRNO;
   STAT_ADD(mprotect_calls, 1);
   return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
@@ -145,6 +158,7 @@ bool vm_os_unguard(void *p, size_t size) {
 /* Gives back memory and, under strict overcommit, its commit charge: mapping the range
  * anew, inaccessible, is what returns the charge (madvise does not). */
 bool vm_os_decommit(void *p, size_t size) {
+  KEEP_ERRNO;
   if (!strict_commit)
     return vm_os_purge(p, size, true) == VM_PURGE_DONE;
   STAT_ADD(mmap_calls, 1);
@@ -161,6 +175,7 @@ void vm_os_release(void *p, size_t size) { unmap(p, vm_align_up(size, page_size)
  * needs them; now=true: MADV_DONTNEED, resident memory falls at once and the pages read
  * back as zeros. VM_PURGE_REFUSED: the kernel said no (locked memory: mlock/mlockall). */
 vm_purge_result_t vm_os_purge(void *p, size_t size, bool now) {
+  KEEP_ERRNO;
   if (size == 0)
     return VM_PURGE_DONE;
   STAT_ADD(madvise_calls, 1);
@@ -184,6 +199,7 @@ vm_purge_result_t vm_os_purge(void *p, size_t size, bool now) {
 
 /* Grows or shrinks a mapping without moving it; false if the neighbours are in the way. */
 bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
+  KEEP_ERRNO;
   old_size = vm_align_up(old_size, page_size);
   new_size = vm_align_up(new_size, page_size);
   if (new_size == old_size)
@@ -202,6 +218,7 @@ bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size) {
 /* Moves a mapping's pages, without copying them, to a fresh place aligned to alignment.
  * Returns the new address or NULL (the old mapping is then untouched). */
 void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment) {
+  KEEP_ERRNO;
   old_size = vm_align_up(old_size, page_size);
   new_size = vm_align_up(new_size, page_size);
   void *target = vm_os_reserve_aligned(new_size, alignment, false);
@@ -220,6 +237,7 @@ void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alig
 
 /* Bytes of [p, p+size) resident now, measured with mincore. */
 size_t vm_os_resident_bytes(void *p, size_t size) {
+  KEEP_ERRNO;
   unsigned char vec[256];
   size_t pages = vm_align_up(size, page_size) / page_size, resident = 0;
   for (size_t done = 0; done < pages;) {

@@ -106,6 +106,7 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->class_idx = (uint8_t)class_idx;
   page->block_size = vm_class_size[class_idx];
   page->block_magic = UINT64_MAX / page->block_size + 1;
+  page->area_low = (uint32_t)(uintptr_t)vm_page_area(vm_segment_of(page), page);
   page->reserved = (uint16_t)(page->slice_count * VM_SLICE_SIZE / page->block_size);
   page->capacity = 0;
   page->used = 0;

@@ -62,7 +62,9 @@ struct vm_page_s {
   vm_block_t *free;                /* the owner allocates from and frees to here (LIFO) */
   uint64_t block_magic;            /* UINT64_MAX / block_size + 1: offset * magic < magic
                                       iff block_size divides offset (see vm_free_fast) */
-  uintptr_t spare_word;            /* keeps the descriptor at one cache line */
+  uint32_t area_low;                /* class pages: the low 32 bits of the page area's
+                                      address, so (uint32_t)p - area_low is p's offset */
+  uint32_t spare;                   /* keeps the descriptor at one cache line */
   uint16_t used;
   uint16_t capacity;
   uint16_t reserved;
