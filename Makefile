@@ -1,6 +1,6 @@
 # vmalloc: a drop-in replacement for the C heap.
 #
-#   make            libvmalloc.so and libvmalloc.a
+#   make            libvmalloc.so, libvmalloc.a and the vmalloc command
 #   make test       every test (installs cmocka with apt-get when it is missing)
 #   make bench      the benchmark comparison against glibc and installed peers
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -9,6 +9,7 @@ CC       ?= cc
 CXX      ?= c++
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+BINDIR   ?= $(PREFIX)/bin
 LIBDIR   ?= $(PREFIX)/lib
 INCDIR   ?= $(PREFIX)/include
 VERSION  := 0.1.0
@@ -27,7 +28,7 @@ DBG_OBJ  := $(patsubst src/%.c,build/dbg/%.o,$(CORE_SRC))
 HEADERS  := $(wildcard src/*.h src/*.def include/*.h)
 
 .PHONY: all test bench install uninstall clean check-deps bench-deps FORCE
-all: libvmalloc.so libvmalloc.a
+all: libvmalloc.so libvmalloc.a vmalloc
 
 build/rel/%.o: src/%.c $(HEADERS) | build/rel
 	$(CC) $(LIBFLAGS) -DVM_DEBUG=0 -DVM_VERSION=\"$(VERSION)\" -c $< -o $@
@@ -48,18 +49,20 @@ vmalloc.pc: FORCE
 	  '$(PREFIX)' '$(LIBDIR)' '$(INCDIR)' 'drop-in replacement for the C heap' '$(VERSION)' > $@
 
 install: all vmalloc.pc
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 vmalloc $(DESTDIR)$(BINDIR)/vmalloc
 	install -m 755 libvmalloc.so $(DESTDIR)$(LIBDIR)/libvmalloc.so
 	install -m 644 libvmalloc.a $(DESTDIR)$(LIBDIR)/libvmalloc.a
 	install -m 644 include/vmalloc.h $(DESTDIR)$(INCDIR)/vmalloc.h
 	install -m 644 vmalloc.pc $(DESTDIR)$(LIBDIR)/pkgconfig/vmalloc.pc
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libvmalloc.so $(DESTDIR)$(LIBDIR)/libvmalloc.a \
+	rm -f $(DESTDIR)$(BINDIR)/vmalloc $(DESTDIR)$(LIBDIR)/libvmalloc.so $(DESTDIR)$(LIBDIR)/libvmalloc.a \
 	  $(DESTDIR)$(INCDIR)/vmalloc.h $(DESTDIR)$(LIBDIR)/pkgconfig/vmalloc.pc
 
+include src/cli/cli.mk
 include tests/tests.mk
 include tests/fuzz/fuzz.mk
 include bench/bench.mk
 
 clean:
-	rm -rf build libvmalloc.so libvmalloc.a vmalloc.pc
+	rm -rf build libvmalloc.so libvmalloc.a vmalloc.pc vmalloc

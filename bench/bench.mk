@@ -47,8 +47,9 @@ build/bench:
 build/bench/workloads: bench/workloads.c | build/bench
 	$(CC) $(BENCH_CFLAGS) $< -o $@ -ldl
 
-build/bench/runner: bench/runner.c | build/bench
-	$(CC) $(BENCH_CFLAGS) -DMULTIARCH='"$(shell $(CC) -print-multiarch 2>/dev/null)"' $< -o $@ -lm
+# The runner shares the peers, the SVG writing and the measuring with the vmalloc command.
+build/bench/runner: bench/runner.c $(CLI_SHARED_OBJ) $(CLI_HEADERS) | build/bench
+	$(CC) $(BENCH_CFLAGS) -Isrc/cli $< $(CLI_SHARED_OBJ) -o $@ -lm
 
 # -fno-builtin: the compiler must not pair up and delete the malloc and free it counts.
 build/bench/instr: bench/instr.c | build/bench

@@ -41,12 +41,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Shared with the vmalloc command (src/cli): the peers, the SVG writing, the measuring. */
+#include "measure.h"
+#include "peers.h"
+#include "svg.h"
+
 /* Paths and messages are cut to their buffers on purpose. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
-
-#ifndef MULTIARCH
-#define MULTIARCH "x86_64-linux-gnu"
-#endif
 
 enum { MAX_ALLOCS = 12, MAX_REPS = 64, MAX_WORKLOADS = 32, MAX_PHASES = 8 };
 
@@ -100,18 +101,6 @@ typedef struct {
     char env[256]; /* a variant's NAME=VALUE assignments, separated by spaces */
     int ours;      /* vmalloc or one of its variants: its failures fail the run */
 } alloc_t;
-
-/* Peers looked for when no --alloc names them: Debian's package file names. */
-static const struct {
-    const char *name, *file;
-} peers[] = {
-    { "jemalloc", "libjemalloc.so.2" },
-    { "mimalloc", "libmimalloc.so.2" },
-    { "tcmalloc", "libtcmalloc_minimal.so.4" },
-};
-static const char *lib_dirs[] = {
-    "/usr/local/lib", "/usr/lib/" MULTIARCH, "/lib/" MULTIARCH, "/usr/lib64", "/usr/lib",
-};
 
 /* The end of one phase of a memory workload, as it reported it; in a cell,
  * the medians of its runs. */
@@ -181,18 +170,6 @@ static void fail(const char *fmt, ...)
     exit(2);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double tv_sec(struct timeval tv)
-{
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
 /* The text of a small file, or "" (a static buffer per call site is enough). */
 static char *slurp(const char *path, char *buf, size_t cap)
 {
@@ -230,20 +207,6 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static void rm_tree(const char *path)
 {
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    if (n == 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ---------------------------------------------------------- allocators */
@@ -290,10 +253,8 @@ static void parse_variant(const char *spec)
         fail("--variant NAME=VAR=VALUE[ VAR=VALUE...], not '%s'", spec);
     char name[32];
     snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
-    static const char *taken[] = { "glibc", "vmalloc", "jemalloc", "mimalloc", "tcmalloc" };
-    for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
-        if (!strcmp(name, taken[i]))
-            fail("--variant: '%s' is an allocator's name; give the variant its own", name);
+    if (!strcmp(name, "glibc") || !strcmp(name, "vmalloc") || vm_peer_is_name(name))
+        fail("--variant: '%s' is an allocator's name; give the variant its own", name);
     for (int i = 0; i < cfg.nvariant; i++)
         if (!strncmp(cfg.variant[i], spec, (size_t)(eq - spec + 1)))
             fail("--variant: '%s' is given twice", name);
@@ -346,15 +307,11 @@ static void detect_allocs(int with_peers)
             add_alloc("vmalloc", cfg.vmalloc);
         else
             fprintf(stderr, "runner: %s is not built: vmalloc is left out\n", cfg.vmalloc);
-        for (size_t i = 0; with_peers && i < sizeof peers / sizeof peers[0]; i++)
-            for (size_t d = 0; d < sizeof lib_dirs / sizeof lib_dirs[0]; d++) {
-                char path[PATH_MAX];
-                snprintf(path, sizeof path, "%s/%s", lib_dirs[d], peers[i].file);
-                if (access(path, R_OK) == 0) {
-                    add_alloc(peers[i].name, path);
-                    break;
-                }
-            }
+        for (int i = 0; with_peers && i < VM_PEER_COUNT; i++) {
+            char path[PATH_MAX];
+            if (vm_peer_locate(&vm_peers[i], path, sizeof path))
+                add_alloc(vm_peers[i].name, path);
+        }
     }
     /* Keep the wanted ones, glibc first. */
     alloc_t base = { .name = "" };
@@ -442,14 +399,14 @@ static int wait_child(pid_t pid, double timeout, int *status, struct rusage *ru)
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
-    double deadline = now() + timeout;
+    double deadline = vm_measure_now() + timeout;
     for (;;) {
         pid_t r = wait4(pid, status, WNOHANG, ru);
         if (r == pid)
             return 0;
         if (r < 0 && errno != EINTR)
             fail("wait4: %s", strerror(errno));
-        double left = deadline - now();
+        double left = deadline - vm_measure_now();
         if (left <= 0) {
             kill(-pid, SIGKILL);
             kill(pid, SIGKILL);
@@ -576,7 +533,7 @@ static int run_one(const workload_t *w, const alloc_t *a, double scale, int thre
     if (w->script)
         snprintf(script, sizeof script, "%s/progs/%s", cfg.src, w->script);
 
-    double t0 = now();
+    double t0 = vm_measure_now();
     pid_t pid = fork();
     if (pid < 0)
         fail("fork: %s", strerror(errno));
@@ -624,7 +581,7 @@ static int run_one(const workload_t *w, const alloc_t *a, double scale, int thre
     int status;
     struct rusage ru;
     int timed_out = wait_child(pid, check ? 30 : cfg.timeout, &status, &ru);
-    double t1 = now();
+    double t1 = vm_measure_now();
     if (w->script)
         kill(-pid, SIGKILL); /* anything the script left behind */
 
@@ -632,7 +589,7 @@ static int run_one(const workload_t *w, const alloc_t *a, double scale, int thre
     slurp(outp, out, sizeof out);
     slurp(errp, err, sizeof err);
     r->wall = t1 - t0;
-    r->cpu = tv_sec(ru.ru_utime) + tv_sec(ru.ru_stime);
+    r->cpu = vm_measure_cpu_seconds(&ru);
     r->maxrss_kb = ru.ru_maxrss;
     r->minflt = ru.ru_minflt;
     parse_output(out, r);
@@ -713,7 +670,7 @@ static int measure_main(int argc, char **argv)
 {
     if (argc < 5)
         fail("usage: runner measure FILE PRELOAD CMD [ARG...]");
-    double t0 = now();
+    double t0 = vm_measure_now();
     pid_t pid = fork();
     if (pid < 0)
         fail("fork: %s", strerror(errno));
@@ -734,12 +691,12 @@ static int measure_main(int argc, char **argv)
     while (wait4(pid, &status, 0, &ru) < 0)
         if (errno != EINTR)
             fail("wait4: %s", strerror(errno));
-    double wall = now() - t0;
+    double wall = vm_measure_now() - t0;
     FILE *f = fopen(argv[2], "w");
     if (!f)
         fail("cannot write %s: %s", argv[2], strerror(errno));
     fprintf(f, "measured wall=%.6f cpu=%.6f maxrss_kb=%ld\n", wall,
-            tv_sec(ru.ru_utime) + tv_sec(ru.ru_stime), ru.ru_maxrss);
+            vm_measure_cpu_seconds(&ru), ru.ru_maxrss);
     fclose(f);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -824,7 +781,7 @@ static double phase_median(const cell_t *c, int k, size_t field)
     for (int i = 0; i < c->nrun; i++)
         if (c->run[i].nphase > k)
             v[n++] = *(const double *)((const char *)&c->run[i].phase[k] + field);
-    return median(v, n);
+    return vm_measure_median(v, n);
 }
 
 static void summarize(cell_t *c)
@@ -849,7 +806,7 @@ static void summarize(cell_t *c)
         ph->live_kb = phase_median(c, k, offsetof(phase_t, live_kb));
         ph->ms = phase_median(c, k, offsetof(phase_t, ms));
     }
-    c->minflt = median(flt, n), c->loops = median(loops, n);
+    c->minflt = vm_measure_median(flt, n), c->loops = vm_measure_median(loops, n);
     double lo = NAN, hi = NAN;
     for (int i = 0; i < n; i++) {
         if (!(wall[i] >= lo))
@@ -857,8 +814,9 @@ static void summarize(cell_t *c)
         if (!(wall[i] <= hi))
             hi = wall[i];
     }
-    c->wall = median(wall, n), c->cpu = median(cpu, n), c->rss_mib = median(rss, n);
-    c->final_mib = median(fin, n), c->live_mib = median(live, n);
+    c->wall = vm_measure_median(wall, n), c->cpu = vm_measure_median(cpu, n);
+    c->rss_mib = vm_measure_median(rss, n);
+    c->final_mib = vm_measure_median(fin, n), c->live_mib = vm_measure_median(live, n);
     c->spread = n > 1 ? (hi - lo) / c->wall : 0;
 }
 
@@ -1332,32 +1290,6 @@ static void write_markdown(FILE *f, const machine_t *m, double elapsed, int fail
 
 /* ----------------------------------------------------------------- SVG */
 
-static const char *colors[] = { "#555555", "#d62728", "#1f77b4", "#2ca02c", "#9467bd",
-                                "#ff7f0e", "#8c564b", "#17becf" };
-
-static void svg_text(FILE *f, double x, double y, const char *anchor, const char *style,
-                     const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\"%s%s%s>", x, y, anchor,
-            style[0] ? " " : "", style, "");
-    for (const char *p = buf; *p; p++) {
-        if (*p == '<')
-            fputs("&lt;", f);
-        else if (*p == '>')
-            fputs("&gt;", f);
-        else if (*p == '&')
-            fputs("&amp;", f);
-        else
-            fputc(*p, f);
-    }
-    fputs("</text>\n", f);
-}
-
 /* Two panels of horizontal bars, wall time and peak RSS, each allocator's
  * ratio to glibc on a log2 axis centred on 1 (left of the line is better). */
 static void write_svg(FILE *f, const machine_t *m)
@@ -1382,21 +1314,17 @@ static void write_svg(FILE *f, const machine_t *m)
     if (span > 4)
         span = 4;
 
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" "
-               "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            W, H, W, H);
-    svg_text(f, 16, 26, "start", "font-size=\"17\" font-weight=\"bold\"",
+    vm_svg_begin(f, W, H);
+    vm_svg_text(f, 16, 26, "start", "font-size=\"17\" font-weight=\"bold\"",
              "vmalloc and peers compared with glibc: ratio to glibc, lower is better");
-    svg_text(f, 16, 45, "start", "fill=\"#444\"",
+    vm_svg_text(f, 16, 45, "start", "fill=\"#444\"",
              "%s; %s, %d cores; median of %d runs%s; log scale", m->date, m->cpu, m->cores,
              cfg.reps, cfg.quick ? " (quick mode)" : "");
     double lx = 16;
     for (int a = 1; a < cfg.nalloc; a++) {
         fprintf(f, "<rect x=\"%.1f\" y=\"58\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", lx,
-                colors[a % 8]);
-        svg_text(f, lx + 17, 68.5, "start", "", "%s", cfg.alloc[a].name);
+                vm_svg_color(a));
+        vm_svg_text(f, lx + 17, 68.5, "start", "", "%s", cfg.alloc[a].name);
         lx += 30 + 8.0 * (double)strlen(cfg.alloc[a].name);
     }
 
@@ -1404,7 +1332,7 @@ static void write_svg(FILE *f, const machine_t *m)
     for (int k = 0; k < 3; k += 2) {
         double x0 = label_w + (k ? panel_w + gap : 0);
 #define XPOS(v) (x0 + (log2(v) / span + 1) / 2 * panel_w)
-        svg_text(f, x0 + panel_w / 2, top - 10, "middle", "font-weight=\"bold\"", "%s",
+        vm_svg_text(f, x0 + panel_w / 2, top - 10, "middle", "font-weight=\"bold\"", "%s",
                  panel_title[k]);
         for (int r = 0; r < rows; r++)
             if (r % 2 == 0 || r == rows - 1)
@@ -1416,10 +1344,10 @@ static void write_svg(FILE *f, const machine_t *m)
                        "stroke-width=\"%s\"/>\n",
                     x, top, x, top + rows * row_h, e ? "#cccccc" : "#333333", e ? "1" : "1.5");
             if (e < 0)
-                svg_text(f, x, top + rows * row_h + 14, "middle", "fill=\"#444\"", "1/%d",
+                vm_svg_text(f, x, top + rows * row_h + 14, "middle", "fill=\"#444\"", "1/%d",
                          1 << -e);
             else
-                svg_text(f, x, top + rows * row_h + 14, "middle", "fill=\"#444\"", "%d×", 1 << e);
+                vm_svg_text(f, x, top + rows * row_h + 14, "middle", "fill=\"#444\"", "%d×", 1 << e);
         }
         int r = 0;
         for (size_t w = 0; w <= NWORKLOADS; w++) {
@@ -1428,7 +1356,7 @@ static void write_svg(FILE *f, const machine_t *m)
                 continue;
             double y = top + r * row_h + 5;
             if (k == 0)
-                svg_text(f, label_w - 8, top + r * row_h + row_h / 2 + 4, "end",
+                vm_svg_text(f, label_w - 8, top + r * row_h + row_h / 2 + 4, "end",
                          is_mean ? "font-weight=\"bold\"" : "", "%s",
                          is_mean ? "geometric mean" : workloads[w].name);
             for (int a = 1; a < cfg.nalloc; a++, y += bar_h + bar_gap) {
@@ -1436,7 +1364,7 @@ static void write_svg(FILE *f, const machine_t *m)
                 double v = is_mean ? geomean(a, k, &n) : ratio((int)w, a, k);
                 if (!(v > 0)) {
                     if (!is_mean && cells[w][a].failed)
-                        svg_text(f, XPOS(1) + 4, y + bar_h - 1, "start",
+                        vm_svg_text(f, XPOS(1) + 4, y + bar_h - 1, "start",
                                  "font-size=\"9\" fill=\"#c00000\" font-weight=\"bold\"",
                                  "%s failed", cfg.alloc[a].name);
                     continue;
@@ -1444,25 +1372,25 @@ static void write_svg(FILE *f, const machine_t *m)
                 double c = fmin(fmax(v, pow(2, -span)), pow(2, span));
                 double xa = XPOS(1), xb = XPOS(c);
                 fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
-                        fmin(xa, xb), y, fmax(fabs(xb - xa), 1), bar_h, colors[a % 8]);
+                        fmin(xa, xb), y, fmax(fabs(xb - xa), 1), bar_h, vm_svg_color(a));
                 const char *clip = c != v ? (v > 1 ? ">" : "<") : "";
                 if (v >= 1)
-                    svg_text(f, fmin(xb + 3, x0 + panel_w - 2), y + bar_h - 1,
+                    vm_svg_text(f, fmin(xb + 3, x0 + panel_w - 2), y + bar_h - 1,
                              xb + 30 > x0 + panel_w ? "end" : "start", "font-size=\"9\"",
                              "%s%.2f", clip, v);
                 else
-                    svg_text(f, fmax(xb - 3, x0 + 2), y + bar_h - 1,
+                    vm_svg_text(f, fmax(xb - 3, x0 + 2), y + bar_h - 1,
                              xb - 30 < x0 ? "start" : "end", "font-size=\"9\"", "%s%.2f", clip, v);
             }
             r++;
         }
 #undef XPOS
     }
-    svg_text(f, 16, H - 14, "start", "fill=\"#444\"",
+    vm_svg_text(f, 16, H - 14, "start", "fill=\"#444\"",
              "Bars left of the 1× line: faster (or smaller) than glibc. The numbers are in "
              "bench/results/%s.md.",
              cfg.quick ? "quick" : "latest");
-    fprintf(f, "</svg>\n");
+    vm_svg_end(f);
 }
 
 /* ------------------------------------------------------------ the modes */
@@ -1574,7 +1502,7 @@ static int bench_main(void)
     fprintf(stderr, "\n");
 
     int tty = isatty(2);
-    double start = now();
+    double start = vm_measure_now();
     for (size_t w = 0; w < NWORKLOADS; w++) {
         if (!workloads[w].available)
             continue;
@@ -1602,7 +1530,7 @@ static int bench_main(void)
             summarize(&cells[w][a]);
         print_cell_progress(w, tty);
     }
-    double elapsed = now() - start;
+    double elapsed = vm_measure_now() - start;
     char buf[256];
     slurp("/proc/loadavg", buf, sizeof buf);
     snprintf(m.load1, sizeof m.load1, "%.*s", 14, buf);
