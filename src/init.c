@@ -8,6 +8,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
+
+extern char **environ;
 
 enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
 static atomic_int early_state;
@@ -37,7 +40,7 @@ void vm_init_process(void) {
     return;
   int expected = INIT_NONE;
   if (atomic_compare_exchange_strong(&early_state, &expected, INIT_RUNNING)) {
-    vm_options_init();
+    vm_options_init(environ, getauxval(AT_SECURE) != 0);
     vm_os_init(vm_option(VM_OPTION_THP) != 0);
     vm_heap_secrets_init();
     vm_heap_process_init();
@@ -71,7 +74,7 @@ void vm_init_late(void) {
   if (!atomic_compare_exchange_strong(&late_done, &expected, true))
     return;
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-  if (vm_option(VM_OPTION_STATS))
+  if (vm_option(VM_OPTION_STATS)) /* the report (VMALLOC_STATS, VMALLOC_STATS_FILE) */
     atexit(vm_stats_at_exit);
   if (vm_option(VM_OPTION_VERBOSE))
     vm_options_print(2);

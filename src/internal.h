@@ -61,13 +61,6 @@ VM_INLINE vm_segment_t *vm_segment_of(const void *p) {
 }
 
 /* The page descriptor that owns p: slices inside a multi-slice page point back. */
-/* The descriptor of the slice that holds p (the head of its page, or one carrying the
- * distance back to it). */
-VM_INLINE vm_page_t *vm_slice_of(vm_segment_t *segment, const void *p) {
-  /* (p - segment) >> VM_SLICE_SHIFT descriptors of 64 bytes, without the subtraction */
-  uintptr_t offset = ((uintptr_t)p >> (VM_SLICE_SHIFT - 6)) & ((uintptr_t)(VM_SLICES - 1) << 6);
-  return (vm_page_t *)((uint8_t *)segment->pages + offset);
-}
 /* The list other threads free the page's blocks onto. */
 VM_INLINE _Atomic(uintptr_t) *vm_page_thread_free(const vm_page_t *page) {
   vm_segment_t *segment = vm_segment_of(page);
@@ -318,17 +311,22 @@ bool vm_init_done(void);
 
 /* ---- options.c --------------------------------------------------------------------- */
 #define VM_OPTION(name, type, def, min, max, help) VM_OPTION_##name,
+#define VM_OPTION_TEXT(name, type, def, help) VM_OPTION_##name,
 typedef enum {
 #include "options.def"
   VM_OPTION_COUNT
 } vm_option_id_t;
 #undef VM_OPTION
-void vm_options_init(void);
+#undef VM_OPTION_TEXT
+/* Reads the options from `environment` unless `secure` (a set-id process: AT_SECURE). */
+void vm_options_init(char *const *environment, bool secure);
 long vm_option(vm_option_id_t id);
+const char *vm_option_text(vm_option_id_t id); /* a VM_OPTION_TEXT option; never NULL */
 void vm_option_set(vm_option_id_t id, long value);
 void vm_options_print(int fd);
 int vm_mallopt(int param, int value);
 #define VM_ON_ERROR_WARN 1 /* VMALLOC_ON_ERROR=warn */
+#define VM_STATS_JSON 2    /* VMALLOC_STATS=json (1 is text) */
 /* Blocks larger than this get their own mapping (VMALLOC_MMAP_THRESHOLD, mallopt). */
 VM_INLINE size_t vm_huge_threshold(void) { return (size_t)vm_option(VM_OPTION_MMAP_THRESHOLD); }
 
@@ -356,15 +354,20 @@ void vm_count_thread(void);
 void vm_counters_get(vm_counters_t *out);
 
 /* ---- stats.c ----------------------------------------------------------------------- */
-void vm_stats_at_exit(void);
-int vm_stats_print(int fd);
 struct vmalloc_memory;
+struct vmalloc_stats;
+void vm_stats_take(struct vmalloc_stats *out, vm_census_t *census);
+int vm_stats_get(struct vmalloc_stats *out);
 int vm_memory_get(struct vmalloc_memory *out);
 struct mallinfo2 vm_mallinfo2(void);
 struct mallinfo vm_mallinfo(void);
 void vm_malloc_stats(void);
 struct _IO_FILE;
 int vm_malloc_info(int options, struct _IO_FILE *fp);
+
+/* ---- report.c ---------------------------------------------------------------------- */
+void vm_stats_at_exit(void);
+int vm_stats_print(int fd);
 
 /* ---- check.c (VMALLOC_CHECK >= 2) ------------------------------------------------- */
 #define VM_CHECK_OVERHEAD 16 /* a canary after the block and its size in the last word */

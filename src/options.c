@@ -1,29 +1,40 @@
 /* Options: one list (options.def) gives each its name, default, bounds and help. They are
- * read from `environ` directly, once, during process init: getenv-style scanning that
- * allocates nothing. Processes running set-id (AT_SECURE) ignore the environment. */
+ * read from the environment directly, once, during process init: getenv-style scanning
+ * that allocates nothing. Processes running set-id (AT_SECURE) ignore the environment;
+ * init.c says which environment and whether the process is set-id, so tests can fake
+ * both. */
 #include "internal.h"
 
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
-
-extern char **environ;
 
 typedef struct {
   const char *name;
   const char *type;
   long value, min, max;
+  const char *text; /* VM_OPTION_TEXT options: the value; NULL for numbers */
   const char *help;
 } option_t;
 
-#define VM_OPTION(name, type, def, lo, hi, help) {#name, type, def, lo, hi, help},
+#define VM_OPTION(name, type, def, lo, hi, help) {#name, type, def, lo, hi, NULL, help},
+#define VM_OPTION_TEXT(name, type, def, help) {#name, type, 0, 0, 0, def, help},
 static option_t options[VM_OPTION_COUNT] = {
 #include "options.def"
 };
 #undef VM_OPTION
+#undef VM_OPTION_TEXT
+
+/* Text values are copied here: the program may change its environment later. Options
+ * are read once, so a few KiB hold them all; a value that does not fit is refused. */
+static char text_pool[4096];
+static size_t text_pool_used;
 
 long vm_option(vm_option_id_t id) { return options[id].value; }
+
+const char *vm_option_text(vm_option_id_t id) {
+  return options[id].text != NULL ? options[id].text : "";
+}
 
 void vm_option_set(vm_option_id_t id, long value) {
   if (value < options[id].min)
@@ -34,11 +45,12 @@ void vm_option_set(vm_option_id_t id, long value) {
 }
 
 /* The value of <prefix><name><suffix> in the environment, or NULL. */
-static const char *lookup(const char *prefix, const char *name, const char *suffix) {
-  if (environ == NULL)
+static const char *lookup(char *const *environment, const char *prefix, const char *name,
+                          const char *suffix) {
+  if (environment == NULL)
     return NULL;
   size_t plen = strlen(prefix), nlen = strlen(name), slen = strlen(suffix);
-  for (char **e = environ; *e != NULL; e++) {
+  for (char *const *e = environment; *e != NULL; e++) {
     const char *v = *e;
     if (strncmp(v, prefix, plen) == 0 && strncmp(v + plen, name, nlen) == 0 &&
         strncmp(v + plen + nlen, suffix, slen) == 0 && v[plen + nlen + slen] == '=')
@@ -47,19 +59,29 @@ static const char *lookup(const char *prefix, const char *name, const char *suff
   return NULL;
 }
 
-/* The position of `text` among the '|'-separated words of `choices`, or -1. */
-static long choice_index(const char *choices, const char *text) {
-  size_t len = strlen(text);
-  long index = 0;
-  for (const char *c = choices; *c != '\0'; index++) {
+/* The word for a value of a type that has words ("abort|warn"), or NULL. */
+static const char *choice_word(const char *choices, long index, size_t *len) {
+  if (strchr(choices, '|') == NULL)
+    return NULL;
+  for (const char *c = choices; index >= 0; index--) {
     const char *end = strchr(c, '|');
-    size_t word = end != NULL ? (size_t)(end - c) : strlen(c);
-    if (word == len && strncasecmp(c, text, len) == 0)
-      return index;
+    *len = end != NULL ? (size_t)(end - c) : strlen(c);
+    if (index == 0)
+      return c;
     if (end == NULL)
       break;
     c = end + 1;
   }
+  return NULL;
+}
+
+/* The position of `text` among the '|'-separated words of `choices`, or -1. */
+static long choice_index(const char *choices, const char *text) {
+  size_t len;
+  const char *word;
+  for (long index = 0; (word = choice_word(choices, index, &len)) != NULL; index++)
+    if (len == strlen(text) && strncasecmp(word, text, len) == 0)
+      return index;
   return -1;
 }
 
@@ -86,36 +108,77 @@ static const struct {
   vm_option_id_t option;
 } glibc_twins[] = {{"MMAP_THRESHOLD", VM_OPTION_MMAP_THRESHOLD}};
 
-void vm_options_init(void) {
-  if (getauxval(AT_SECURE))
+/* An option's value as it would be written: a word where the type has words. */
+static const char *shown_value(const option_t *option, char *buf, size_t size) {
+  if (option->text != NULL)
+    return option->text;
+  size_t len = 0;
+  const char *word = choice_word(option->type, option->value, &len);
+  if (word != NULL && len < size) {
+    memcpy(buf, word, len);
+    buf[len] = '\0';
+  } else {
+    vm_diag_format(buf, size, "%ld", option->value);
+  }
+  return buf;
+}
+
+/* Keeps a copy of a text option's value; false when the pool is full. */
+static bool set_text(option_t *option, const char *text) {
+  size_t len = strlen(text) + 1;
+  if (len > sizeof text_pool - text_pool_used)
+    return false;
+  char *copy = text_pool + text_pool_used;
+  memcpy(copy, text, len);
+  text_pool_used += len;
+  option->text = copy;
+  return true;
+}
+
+/* Sets a numeric option from its text: a word of its type, a number or a boolean word.
+ * On a bad value, one warning line names the variable and the default stays. */
+static void set_number(option_t *option, const char *text) {
+  bool has_words = strchr(option->type, '|') != NULL;
+  long value = has_words ? choice_index(option->type, text) : -1;
+  if ((value < 0 && !parse(text, &value)) || value < option->min || value > option->max) {
+    char kept[64];
+    vm_diag_warn("vmalloc: ignoring VMALLOC_%s=%s (expected %s%s%ld..%ld); keeping %s\n",
+                 option->name, text, has_words ? option->type : "", has_words ? " or " : "",
+                 option->min, option->max, shown_value(option, kept, sizeof kept));
+    return;
+  }
+  option->value = value;
+}
+
+void vm_options_init(char *const *environment, bool secure) {
+  if (secure)
     return;
   for (size_t i = 0; i < sizeof glibc_twins / sizeof glibc_twins[0]; i++) {
-    const char *text = lookup("MALLOC_", glibc_twins[i].glibc_name, "_");
+    const char *text = lookup(environment, "MALLOC_", glibc_twins[i].glibc_name, "_");
     long value;
     if (text != NULL && parse(text, &value))
       vm_option_set(glibc_twins[i].option, value);
   }
   for (int i = 0; i < VM_OPTION_COUNT; i++) {
-    const char *text = lookup("VMALLOC_", options[i].name, "");
+    option_t *option = &options[i];
+    const char *text = lookup(environment, "VMALLOC_", option->name, "");
     if (text == NULL)
       continue;
-    long value = strchr(options[i].type, '|') != NULL ? choice_index(options[i].type, text) : -1;
-    if ((value < 0 && !parse(text, &value)) || value < options[i].min ||
-        value > options[i].max) {
-      vm_diag_warn("vmalloc: ignoring VMALLOC_%s=%s (expected %ld..%ld); using %ld\n",
-                   options[i].name, text, options[i].min, options[i].max, options[i].value);
-      continue;
-    }
-    options[i].value = value;
+    if (option->text == NULL)
+      set_number(option, text);
+    else if (!set_text(option, text))
+      vm_diag_warn("vmalloc: ignoring VMALLOC_%s (too long); keeping \"%s\"\n", option->name,
+                   vm_option_text((vm_option_id_t)i));
   }
 }
 
 /* Writes the options in force, one line each, to fd. */
 void vm_options_print(int fd) {
-  char line[256];
+  char line[512], value[64];
   for (int i = 0; i < VM_OPTION_COUNT; i++) {
-    int len = vm_diag_format(line, sizeof line, "vmalloc: VMALLOC_%s=%ld  (%s)\n",
-                             options[i].name, options[i].value, options[i].help);
+    int len = vm_diag_format(line, sizeof line, "vmalloc: VMALLOC_%s=%s  (%s)\n",
+                             options[i].name, shown_value(&options[i], value, sizeof value),
+                             options[i].help);
     vm_diag_write(fd, line, (size_t)len);
   }
 }

@@ -63,3 +63,4 @@ VM_EXPORT const char *vmalloc_version(void) { return VM_VERSION; }
 VM_EXPORT void vmalloc_collect(bool force) { vm_purge_collect(force); }
 VM_EXPORT int vmalloc_stats_print(int fd) { return vm_stats_print(fd); }
 VM_EXPORT int vmalloc_memory(vmalloc_memory_t *out) { return vm_memory_get(out); }
+VM_EXPORT int vmalloc_stats_get(vmalloc_stats_t *out) { return vm_stats_get(out); }

@@ -1,5 +1,7 @@
-/* Statistics: the census of segments and pages (segment.c) and the kernel-call counters
- * (os.c), shown through glibc's calls and vmalloc's own report. */
+/* Statistics: one snapshot of the heap, taken from the census of segments and pages
+ * (segment.c), the kernel-call counters (os.c) and, while VMALLOC_STATS is on, the exact
+ * call counters (counters.c); shown through vmalloc_stats_get, vmalloc_memory and glibc's
+ * calls. The report that prints it is report.c. Nothing here allocates. */
 #include "internal.h"
 
 #include <errno.h>
@@ -9,6 +11,123 @@
 
 #include "vmalloc.h"
 
+_Static_assert(VM_CLASS_COUNT <= VMALLOC_STATS_MAX_CLASSES, "vmalloc.h has room for every class");
+
+#define STAT(name) atomic_load_explicit(&vm_os_stats.name, memory_order_relaxed)
+
+/* The registry's bit array (registry.c): one bit per segment-aligned address. */
+#define REGISTRY_BYTES (((size_t)1 << (VM_REGISTRY_ADDR_BITS - VM_SEGMENT_SHIFT)) / 8)
+
+/* Resident bytes of the allocator's own bookkeeping: segment headers with their page
+ * descriptors (the first pages of slice 0), the heaps, and the registry's touched words. */
+static size_t metadata_bytes(const vm_census_t *c, size_t heaps_made) {
+  size_t page = vm_os_page_size();
+  size_t headers = c->segments * vm_align_up(sizeof(vm_segment_t), page);
+  size_t heaps = heaps_made * vm_align_up(sizeof(vm_heap_t), 64);
+  uintptr_t first = (uintptr_t)vm_registry_bits & ~(uintptr_t)(page - 1);
+  uintptr_t end = vm_align_up((uintptr_t)vm_registry_bits + REGISTRY_BYTES, page);
+  return headers + heaps + vm_os_resident_bytes((void *)first, end - first);
+}
+
+/* The figures of vmalloc_memory_t, from a census taken with residency measured. */
+static void memory_figures(const vm_census_t *c, vmalloc_memory_t *out) {
+  size_t reserved = STAT(reserved_bytes);
+  out->reserved = reserved;
+  out->committed = reserved > c->clean_bytes ? reserved - c->clean_bytes : 0;
+  out->resident = c->resident_bytes;
+  out->lazy = c->lazy_bytes;
+  out->live = c->live_bytes + c->huge_bytes;
+  out->purged = STAT(purged_bytes);
+}
+
+/* Copies one counting bucket into a class's counted fields. */
+static void take_counts(vmalloc_class_stats_t *out, const vm_bucket_counts_t *counts) {
+  out->live_blocks = counts->live;
+  out->peak_blocks = counts->peak;
+  out->allocs = counts->allocs;
+  out->frees = counts->frees;
+}
+
+/* A size class as its pages show it now; the live count is the pages' until counted. */
+static void class_from_census(vmalloc_class_stats_t *out, const vm_census_t *c, unsigned i) {
+  size_t page_bytes = (size_t)vm_class_slices[i] * VM_SLICE_SIZE;
+  out->block_size = vm_class_size[i];
+  out->pages = c->class_pages[i];
+  out->capacity_blocks = out->pages * (page_bytes / out->block_size);
+  out->used_blocks = c->class_live_blocks[i];
+  out->live_blocks = out->used_blocks;
+  out->free_bytes = out->pages * page_bytes - out->used_blocks * out->block_size;
+}
+
+/* The whole snapshot: the census (measured with mincore) in *census, the public figures
+ * in *out (whose size field is left alone). */
+void vm_stats_take(vmalloc_stats_t *out, vm_census_t *census) {
+  vm_init_process(); /* the options say whether counting is on, even before any malloc */
+  size_t size = out->size;
+  memset(out, 0, sizeof *out);
+  out->size = size;
+  vm_segment_census(census, true);
+  const vm_census_t *c = census;
+  vm_counters_t counters;
+  vm_counters_get(&counters);
+  out->counting = counters.enabled;
+
+  out->class_count = VM_CLASS_COUNT;
+  size_t class_free = 0;
+  for (unsigned i = 1; i <= VM_CLASS_COUNT; i++) {
+    class_from_census(&out->classes[i - 1], c, i);
+    class_free += out->classes[i - 1].free_bytes;
+  }
+  out->large.pages = out->large.capacity_blocks = c->class_pages[0];
+  out->large.used_blocks = out->large.live_blocks = c->class_live_blocks[0];
+  out->large.free_bytes = c->free_bytes_in_pages > class_free ? c->free_bytes_in_pages - class_free : 0;
+  out->huge.pages = out->huge.capacity_blocks = c->huge_blocks;
+  out->huge.used_blocks = out->huge.live_blocks = c->huge_blocks;
+  out->live_bytes = c->live_bytes + c->huge_bytes;
+  if (counters.enabled) {
+    for (unsigned i = 1; i <= VM_CLASS_COUNT; i++)
+      take_counts(&out->classes[i - 1], &counters.buckets[i]);
+    take_counts(&out->large, &counters.buckets[VM_COUNTER_LARGE]);
+    take_counts(&out->huge, &counters.buckets[VM_COUNTER_HUGE]);
+    out->requested_bytes = counters.requested_bytes;
+    out->allocated_bytes = counters.allocated_bytes;
+    out->live_bytes = counters.live_bytes;
+    out->peak_bytes = counters.peak_bytes;
+    out->cross_thread_frees = counters.cross_thread_frees;
+  }
+  out->threads_seen = counters.threads_seen;
+
+  vmalloc_memory_t memory;
+  memory_figures(c, &memory);
+  out->reserved = memory.reserved;
+  out->committed = memory.committed;
+  out->resident = memory.resident;
+  out->lazy = memory.lazy;
+  out->purged = memory.purged;
+  vm_heap_count(&out->heaps_in_use, &out->heaps_made);
+  out->metadata = metadata_bytes(c, out->heaps_made);
+  out->segment_bytes = c->segment_bytes;
+  out->segments = c->segments;
+  out->cached_segments = c->cached_segments;
+  out->abandoned_segments = c->abandoned_segments;
+  out->mmap_calls = STAT(mmap_calls);
+  out->munmap_calls = STAT(munmap_calls);
+  out->madvise_calls = STAT(madvise_calls);
+  out->mremap_calls = STAT(mremap_calls);
+  out->mprotect_calls = STAT(mprotect_calls);
+}
+
+/* vmalloc_stats_get(). The first layout ends with heaps_made. */
+int vm_stats_get(vmalloc_stats_t *out) {
+  if (out == NULL || out->size < offsetof(vmalloc_stats_t, heaps_made) + sizeof(size_t)) {
+    errno = EINVAL;
+    return -1;
+  }
+  vm_census_t census;
+  vm_stats_take(out, &census);
+  return 0;
+}
+
 /* vmalloc_memory(): the census with residency measured, in the public layout. */
 int vm_memory_get(vmalloc_memory_t *out) {
   if (out == NULL || out->size < sizeof(vmalloc_memory_t)) {
@@ -17,20 +136,15 @@ int vm_memory_get(vmalloc_memory_t *out) {
   }
   vm_census_t c;
   vm_segment_census(&c, true);
-  size_t reserved = atomic_load_explicit(&vm_os_stats.reserved_bytes, memory_order_relaxed);
-  out->reserved = reserved;
-  out->committed = reserved > c.clean_bytes ? reserved - c.clean_bytes : 0;
-  out->resident = c.resident_bytes;
-  out->lazy = c.lazy_bytes;
-  out->live = c.live_bytes + c.huge_bytes;
-  out->purged = atomic_load_explicit(&vm_os_stats.purged_bytes, memory_order_relaxed);
+  memory_figures(&c, out);
   return 0;
 }
 
-/* glibc's fields, with vmalloc's meanings:
+/* glibc's fields, with vmalloc's meanings (the report's figures of the same names):
  *   arena     bytes of normal segments mapped     hblks/hblkhd  huge mappings, count/bytes
  *   uordblks  bytes in blocks in use (segments)   fordblks      arena - uordblks
- *   ordblks   pages in use                        keepcost      bytes malloc_trim can unmap */
+ *   ordblks   pages in use                        keepcost      bytes malloc_trim can unmap
+ *   usmblks   the peak of live bytes, while VMALLOC_STATS counts (else 0, as glibc) */
 struct mallinfo2 vm_mallinfo2(void) {
   vm_census_t c;
   vm_segment_census(&c, false);
@@ -43,6 +157,11 @@ struct mallinfo2 vm_mallinfo2(void) {
   info.uordblks = c.live_bytes;
   info.fordblks = c.segment_bytes - c.live_bytes;
   info.keepcost = c.cached_segments * VM_SEGMENT_SIZE;
+  if (vm_counting()) {
+    vm_counters_t counters;
+    vm_counters_get(&counters);
+    info.usmblks = counters.peak_bytes;
+  }
   return info;
 }
 
@@ -54,6 +173,7 @@ struct mallinfo vm_mallinfo(void) {
   info.ordblks = (int)m.ordblks;
   info.hblks = (int)m.hblks;
   info.hblkhd = (int)m.hblkhd;
+  info.usmblks = (int)m.usmblks;
   info.uordblks = (int)m.uordblks;
   info.fordblks = (int)m.fordblks;
   info.keepcost = (int)m.keepcost;
@@ -74,72 +194,48 @@ void vm_malloc_stats(void) {
   vm_diag_write(2, buf, (size_t)n);
 }
 
-/* glibc's malloc_info XML shape: one heap, a <size> line per class in use. */
+/* glibc's malloc_info XML shape. As in glibc, <size> lines and "rest" describe free
+ * space: per class in use, its free blocks (capacity - used) and their bytes; "rest" adds
+ * the free space of large pages. "current" is the segments mapped, "mmap" the huge
+ * blocks. */
 int vm_malloc_info(int options, FILE *fp) {
   if (options != 0)
     return EINVAL; /* as glibc does: the error is the return value */
+  vmalloc_stats_t s = {.size = sizeof s};
   vm_census_t c;
-  vm_segment_census(&c, false);
-  char buf[256];
+  vm_stats_take(&s, &c);
+  char buf[512];
   fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
-  for (unsigned i = 1; i <= VM_CLASS_COUNT; i++) {
-    if (c.class_pages[i] == 0)
+  size_t free_blocks = s.large.capacity_blocks - s.large.used_blocks;
+  for (unsigned i = 0; i < s.class_count; i++) {
+    const vmalloc_class_stats_t *k = &s.classes[i];
+    if (k->pages == 0)
       continue;
-    vm_diag_format(buf, sizeof buf, "  <size from=\"%u\" to=\"%u\" total=\"%zu\" count=\"%zu\"/>\n",
-                   vm_class_size[i - 1] + 1, vm_class_size[i],
-                   c.class_live_blocks[i] * vm_class_size[i], c.class_live_blocks[i]);
+    free_blocks += k->capacity_blocks - k->used_blocks;
+    vm_diag_format(buf, sizeof buf, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
+                   (size_t)vm_class_size[i] + 1, k->block_size, k->free_bytes,
+                   k->capacity_blocks - k->used_blocks);
     fputs(buf, fp);
   }
   vm_diag_format(buf, sizeof buf,
-                 "</sizes>\n<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+                 "</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+                 "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
                  "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
-                 "<aspace type=\"total\" size=\"%zu\"/>\n</heap>\n",
-                 c.pages, c.free_bytes_in_pages, c.segment_bytes, c.segment_bytes,
-                 c.segment_bytes);
+                 "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+                 "</heap>\n",
+                 free_blocks, c.free_bytes_in_pages, c.segment_bytes, c.segment_bytes,
+                 c.segment_bytes, c.segment_bytes);
   fputs(buf, fp);
   vm_diag_format(buf, sizeof buf,
+                 "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+                 "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
                  "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
                  "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
-                 "<aspace type=\"total\" size=\"%zu\"/>\n</malloc>\n",
-                 c.huge_blocks, c.huge_bytes, c.segment_bytes + c.huge_bytes,
-                 c.segment_bytes + c.huge_bytes, c.segment_bytes + c.huge_bytes);
+                 "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+                 "</malloc>\n",
+                 free_blocks, c.free_bytes_in_pages, c.huge_blocks, c.huge_bytes,
+                 c.segment_bytes + c.huge_bytes, c.segment_bytes + c.huge_bytes, s.reserved,
+                 s.committed);
   fputs(buf, fp);
   return 0;
 }
-
-/* vmalloc's own report: totals, classes in use and kernel calls. */
-int vm_stats_print(int fd) {
-  vm_census_t c;
-  vm_segment_census(&c, false);
-  size_t heaps_live, heaps_made;
-  vm_heap_count(&heaps_live, &heaps_made);
-  char buf[512];
-  int n = vm_diag_format(
-      buf, sizeof buf,
-      "vmalloc heap report\n"
-      "  segments      %zu (%zu bytes; %zu cached empty, %zu abandoned)\n"
-      "  huge blocks   %zu (%zu bytes)\n"
-      "  live bytes    %zu in %zu pages (%zu free in those pages)\n"
-      "  free slices   %zu bytes (%zu purged lazily, %zu clean)\n"
-      "  heaps         %zu in use, %zu made\n",
-      c.segments, c.segment_bytes, c.cached_segments, c.abandoned_segments, c.huge_blocks,
-      c.huge_bytes, c.live_bytes, c.pages, c.free_bytes_in_pages, c.free_slice_bytes,
-      c.lazy_bytes, c.clean_bytes, heaps_live, heaps_made);
-  vm_diag_write(fd, buf, (size_t)n);
-  for (unsigned i = 1; i <= VM_CLASS_COUNT; i++) {
-    if (c.class_pages[i] == 0)
-      continue;
-    n = vm_diag_format(buf, sizeof buf, "  class %u: %u-byte blocks, %zu live in %zu pages\n",
-                       i, vm_class_size[i], c.class_live_blocks[i], c.class_pages[i]);
-    vm_diag_write(fd, buf, (size_t)n);
-  }
-#define VM_STAT_LINE(name)                                                              \
-  n = vm_diag_format(buf, sizeof buf, "  %s %zu\n", #name,                              \
-                     atomic_load_explicit(&vm_os_stats.name, memory_order_relaxed));    \
-  vm_diag_write(fd, buf, (size_t)n);
-  VM_STAT_COUNTERS(VM_STAT_LINE)
-#undef VM_STAT_LINE
-  return 0;
-}
-
-void vm_stats_at_exit(void) { vm_stats_print(2); }

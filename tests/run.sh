@@ -30,11 +30,19 @@ rm -f /tmp/vmalloc-exports.$$
 offenders=$(grep -lE '\b(mmap|munmap|mremap|madvise|mprotect|mincore)[[:space:]]*\(' src/*.c | grep -v '^src/os.c$')
 if [ -z "$offenders" ]; then record os-layer 0; else record os-layer 1 "kernel memory calls outside src/os.c: $offenders"; fi
 
-# The README's option table matches src/options.def (name and default).
+# The README's option table matches src/options.def (name and default). Both forms of
+# option are read: VM_OPTION(NAME, "type", number, ...) and VM_OPTION_TEXT(NAME, "type",
+# "text", ...), whose empty default the table shows as "none".
 missing_options=""
+option_lines=$(grep -cE '^VM_OPTION(_TEXT)?\(' src/options.def)
+parsed_options=0
 while read -r name def; do
+  parsed_options=$((parsed_options + 1))
+  def=${def:-none}
   grep -qE "^\| \`VMALLOC_${name}\` \| ${def}( \([a-z]+\))? \|" README.md || missing_options+=" VMALLOC_$name=$def"
-done < <(sed -nE 's/^VM_OPTION\(([A-Z_]+), *"[^"]*", *(-?[0-9]+),.*/\1 \2/p' src/options.def)
+done < <(sed -nE -e 's/^VM_OPTION\(([A-Z_]+), *"[^"]*", *(-?[0-9]+),.*/\1 \2/p' \
+                 -e 's/^VM_OPTION_TEXT\(([A-Z_]+), *"[^"]*", *"([^"]*)",.*/\1 \2/p' src/options.def)
+[ "$parsed_options" -eq "$option_lines" ] || missing_options+=" (only $parsed_options of $option_lines options.def lines could be read)"
 if [ -z "$missing_options" ]; then record readme-options 0; else record readme-options 1 "README option table lacks:$missing_options"; fi
 
 run_binary() { # name timeout command...
@@ -68,6 +76,10 @@ fi
 if grep -q '^bench-smoke:' bench/bench.mk 2>/dev/null; then
   run_binary bench-smoke 600 make --no-print-directory bench-smoke
 fi
+
+# The vmalloc command: run and compare on test programs and python3, its chart, finding the
+# library (tests/cli/test_cli.sh, about 20 seconds).
+run_binary cli 300 tests/cli/test_cli.sh
 
 # The fuzz harness over its saved crash inputs and seed corpus (tests/fuzz/README.md),
 # then a short fuzzing run (FUZZ_SECONDS, 120 by default; 0 skips it).
