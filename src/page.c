@@ -193,6 +193,7 @@ static bool page_unfull(vm_heap_t *heap, vm_page_t *page) {
   atomic_fetch_and_explicit(vm_page_thread_free(page), ~(uintptr_t)VM_THREAD_FREE_NOTIFY,
                             memory_order_acq_rel);
   set_owner(page, owner_of(page) & ~(uintptr_t)VM_PAGE_FULL);
+  vm_assert(1, page->class_idx != 0 || page->used == 0); /* a large page's block is back */
   if (page->class_idx == 0 || page->used == 0) {
     /* large pages have one block; empty class pages are not worth a queue slot */
     vm_segment_t *segment = vm_segment_of(page);
@@ -217,6 +218,12 @@ bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page) {
                                                 VM_THREAD_FREE_NOTIFY, memory_order_acq_rel,
                                                 memory_order_relaxed))
       return false;
+    if (expected == VM_THREAD_FREE_NOTIFY) {
+      /* still armed: the freer that told us has not pushed its block yet. Unfulling now
+       * would free a large page whose block is still on its way; look again later */
+      vm_segment_note_notify(vm_segment_of(page), page);
+      return false;
+    }
     vm_page_collect(page);
   }
   return page_unfull(heap, page);
