@@ -185,9 +185,24 @@ static bool known_zero(void *p, size_t n) {
   if (n <= VM_MEDIUM_MAX)
     return false;
   vm_segment_t *segment = vm_segment_of(p);
-  if (!vm_registry_contains(segment) || segment->kind == VM_SEGMENT_HUGE)
-    return true; /* huge: its own fresh mapping (aligned ones sit a segment up) */
+  if (!vm_registry_contains(segment))
+    return true; /* a huge block aligned to a segment or more: always a new mapping */
+  if (segment->kind == VM_SEGMENT_HUGE)
+    return segment->huge_fresh;
   return vm_page_of(segment, p)->zeroed;
+}
+
+/* Clears n bytes at p. A huge block's whole pages are dropped instead (a reused mapping
+ * may be large and mostly untouched): they read back as zero, and cost memory again
+ * only where the program writes. */
+static void clear_block(void *p, size_t n) {
+  size_t dropped = 0;
+  if (n > vm_huge_threshold()) {
+    dropped = n & ~(vm_os_page_size() - 1); /* p is page-aligned; the rest may hold a canary */
+    if (vm_os_purge(p, dropped, true) != VM_PURGE_DONE)
+      dropped = 0;
+  }
+  memset((uint8_t *)p + dropped, 0, n - dropped);
 }
 
 void *vm_calloc(size_t count, size_t size) {
@@ -198,7 +213,7 @@ void *vm_calloc(size_t count, size_t size) {
   }
   void *p = vm_malloc(total);
   if (p != NULL && !known_zero(p, total))
-    memset(p, 0, total);
+    clear_block(p, total);
   return p;
 }
 

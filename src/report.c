@@ -231,7 +231,9 @@ static void split_rss(const vmalloc_stats_t *s, const vm_census_t *c, rss_split_
   size_t header_bytes = s->segments * vm_align_up(sizeof(vm_segment_t), vm_os_page_size());
   size_t outside = s->metadata > header_bytes ? s->metadata - header_bytes : 0;
   r->heap = c->resident_bytes + outside;
-  size_t free_slices = c->free_slice_bytes + c->cached_segments * in_segments;
+  /* freed and not yet given back: free slices, cached segments, cached huge mappings */
+  size_t free_slices =
+      c->free_slice_bytes + c->cached_segments * in_segments + c->cached_huge_bytes;
   size_t purged = c->lazy_bytes + c->clean_bytes;
   size_t budget = r->heap;
   r->metadata = take(&budget, s->metadata);

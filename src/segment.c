@@ -19,6 +19,9 @@ static size_t cache_count;
 static size_t abandoned_count;
 static vm_segment_t *huge_list; /* every huge block's mapping */
 static size_t huge_count, huge_bytes;
+static vm_segment_t *huge_cache; /* freed huge mappings kept for reuse, newest first */
+static size_t huge_cache_bytes;
+static void huge_cache_expire(int64_t before, bool force); /* with the huge blocks, below */
 
 /* ---- intrusive lists ------------------------------------------------------------- */
 
@@ -159,15 +162,17 @@ static void uncache(vm_segment_t *segment, vm_segment_t **doomed) {
   *doomed = segment;
 }
 
-/* Unmaps every cached segment; true if there was any. */
+/* Unmaps every cached segment and huge mapping; true if there was any. */
 bool vm_segment_release_cache(void) {
   vm_segment_t *doomed = NULL;
   vm_lock(&segments_lock);
+  bool any_huge = huge_cache != NULL;
   while (cache != NULL)
     uncache(cache, &doomed);
   vm_unlock(&segments_lock);
   unmap_segments(doomed);
-  return doomed != NULL;
+  huge_cache_expire(0, true);
+  return doomed != NULL || any_huge;
 }
 
 /* ---- slices and pages -------------------------------------------------------------- */
@@ -428,6 +433,60 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
 
 /* ---- huge blocks ------------------------------------------------------------------- */
 
+/* Freed huge mappings are kept, up to this many bytes, for a program that frees and
+ * allocates big blocks in a loop: reusing one costs no mmap and no page fault. Each is
+ * unmapped once unused for VMALLOC_PURGE_DELAY_MS (see purge_all) or by a trim. */
+#define HUGE_CACHE_BYTES ((size_t)32 << 20)
+
+/* Takes the oldest cached mappings off the cache until `room` more bytes fit (lock held). */
+static vm_segment_t *huge_cache_evict(size_t room, vm_segment_t *doomed) {
+  while (huge_cache != NULL && huge_cache_bytes + room > HUGE_CACHE_BYTES) {
+    vm_segment_t *oldest = huge_cache;
+    while (oldest->next != NULL)
+      oldest = oldest->next;
+    list_remove(&huge_cache, oldest);
+    huge_cache_bytes -= oldest->size;
+    oldest->next = doomed;
+    doomed = oldest;
+  }
+  return doomed;
+}
+
+/* The smallest cached mapping of at least `bytes`, shrunk to them if much bigger; NULL
+ * when none is. */
+static vm_segment_t *huge_cache_take(size_t bytes) {
+  vm_lock(&segments_lock);
+  vm_segment_t *best = NULL;
+  for (vm_segment_t *s = huge_cache; s != NULL; s = s->next)
+    if (s->size >= bytes && (best == NULL || s->size < best->size))
+      best = s;
+  if (best != NULL) {
+    list_remove(&huge_cache, best);
+    huge_cache_bytes -= best->size;
+  }
+  vm_unlock(&segments_lock);
+  if (best != NULL && best->size - bytes > bytes / 8 && vm_os_resize_in_place(best, best->size, bytes))
+    best->size = bytes;
+  return best;
+}
+
+/* Unmaps the cached huge mappings unused since `before` (all, with force). */
+static void huge_cache_expire(int64_t before, bool force) {
+  vm_segment_t *doomed = NULL;
+  vm_lock(&segments_lock);
+  for (vm_segment_t *s = huge_cache, *next; s != NULL; s = next) {
+    next = s->next;
+    if (force || s->cached_since_ms <= before) {
+      list_remove(&huge_cache, s);
+      huge_cache_bytes -= s->size;
+      s->next = doomed;
+      doomed = s;
+    }
+  }
+  vm_unlock(&segments_lock);
+  unmap_segments(doomed);
+}
+
 /* A dedicated mapping for one block of `size` bytes aligned to `alignment`. The header
  * sits at a segment-aligned address below the block, within one segment of it, so that
  * free finds it by masking (or, for alignments of a segment or more, one segment down). */
@@ -437,8 +496,13 @@ vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block
   size = vm_align_up(size, page) + guard;
   size_t offset = vm_align_up(sizeof(vm_segment_t), alignment > page ? alignment : page);
   vm_segment_t *segment;
+  bool fresh = true;
   if (offset < VM_SEGMENT_SIZE) {
-    segment = vm_os_reserve_aligned(offset + size, VM_SEGMENT_SIZE, false);
+    segment = guard == 0 ? huge_cache_take(offset + size) : NULL;
+    if (segment != NULL)
+      fresh = false;
+    else
+      segment = vm_os_reserve_aligned(offset + size, VM_SEGMENT_SIZE, false);
   } else {
     /* block at an `alignment` boundary, header one segment below it */
     uint8_t *raw = vm_os_reserve_aligned(alignment + size, alignment, false);
@@ -450,7 +514,9 @@ vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block
   }
   if (segment == NULL)
     return NULL;
-  segment->size = vm_align_up(offset + size, page);
+  if (fresh)
+    segment->size = vm_align_up(offset + size, page);
+  segment->huge_fresh = fresh;
   segment->kind = VM_SEGMENT_HUGE;
   segment->huge_block_offset = offset;
   segment->huge_guard = guard;
@@ -485,8 +551,21 @@ void vm_segment_huge_detach(vm_segment_t *segment) {
 
 void vm_segment_huge_free(vm_segment_t *segment) {
   vm_segment_huge_detach(segment);
-  vm_os_release(segment, segment->size);
+  vm_segment_t *doomed = segment;
+  doomed->next = NULL;
+  /* guarded (VMALLOC_CHECK=3) and segment-aligned blocks go: they are rare and odd */
+  if (segment->huge_guard == 0 && segment->huge_block_offset < VM_SEGMENT_SIZE &&
+      segment->size <= HUGE_CACHE_BYTES / 2) {
+    segment->cached_since_ms = vm_os_now_ms();
+    vm_lock(&segments_lock);
+    doomed = huge_cache_evict(segment->size, NULL);
+    list_push(&huge_cache, segment, ON_CACHE);
+    huge_cache_bytes += segment->size;
+    vm_unlock(&segments_lock);
+  }
+  unmap_segments(doomed);
 }
+
 
 /* ---- census and fork --------------------------------------------------------------- */
 
@@ -503,6 +582,10 @@ void vm_segment_census(vm_census_t *census, bool measure) {
   census->huge_blocks = huge_count;
   census->huge_bytes = huge_bytes;
   census->cached_segments = cache_count;
+  census->cached_huge_bytes = huge_cache_bytes;
+  for (vm_segment_t *s = huge_cache; s != NULL; s = s->next)
+    if (measure)
+      census->resident_bytes += vm_os_resident_bytes(s, s->size);
   census->abandoned_segments = abandoned_count;
   for (vm_segment_t *s = huge_list; s != NULL; s = s->next)
     if (measure)
@@ -682,6 +765,7 @@ static size_t purge_all(int64_t now, bool force, bool all_heaps) {
   }
   vm_unlock(&segments_lock);
   unmap_segments(doomed);
+  huge_cache_expire(now - vm_option(VM_OPTION_PURGE_DELAY_MS), force);
   return purged;
 }
 

@@ -156,7 +156,7 @@ struct mallinfo2 vm_mallinfo2(void) {
   info.hblkhd = c.huge_bytes;
   info.uordblks = c.live_bytes;
   info.fordblks = c.segment_bytes - c.live_bytes;
-  info.keepcost = c.cached_segments * VM_SEGMENT_SIZE;
+  info.keepcost = c.cached_segments * VM_SEGMENT_SIZE + c.cached_huge_bytes;
   if (vm_counting()) {
     vm_counters_t counters;
     vm_counters_get(&counters);

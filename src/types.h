@@ -116,6 +116,7 @@ struct vm_segment_s {
   size_t size;                      /* bytes mapped */
   uint8_t kind;                     /* VM_SEGMENT_NORMAL or VM_SEGMENT_HUGE */
   uint8_t list;                     /* which list holds it: see segment.c */
+  uint8_t huge_fresh;               /* huge: a new mapping, so the block reads as zero */
   uint16_t live_pages;
   vm_lock_t lock;
   _Atomic(vm_heap_t *) owner_heap;  /* NULL while abandoned */
@@ -190,6 +191,7 @@ typedef struct {
   size_t cached_segments;               /* of which empty and kept for reuse */
   size_t abandoned_segments;
   size_t huge_blocks, huge_bytes;       /* dedicated mappings */
+  size_t cached_huge_bytes;             /* freed huge mappings kept for reuse */
   size_t resident_bytes;                /* of segments and huge mappings, by mincore */
   size_t lazy_bytes;                    /* free, purged with MADV_FREE */
   size_t clean_bytes;                   /* free, known to read as zero (never touched or

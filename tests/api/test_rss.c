@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,6 +162,56 @@ static int mlock_child(size_t min, size_t max) {
   return malloc_trim(0) >= 0 ? 0 : 4;
 }
 
+static long minor_faults(void) {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+/* Huge blocks freed and allocated again in a loop are reused, not mapped and faulted in
+ * anew every time: the loop takes few more faults than one block has pages. */
+static int huge_loop_child(size_t min, size_t max) {
+  (void)max;
+  size_t pages = min / 4096;
+  long before = minor_faults();
+  for (int round = 0; round < 40; round++) {
+    unsigned char *p = malloc(min);
+    if (p == NULL)
+      return 2;
+    for (size_t i = 0; i < min; i += 4096)
+      p[i] = (unsigned char)round;
+    free(p);
+  }
+  long faults = minor_faults() - before;
+  fprintf(stderr, "  40 rounds of a %zu MiB block: %ld page faults (%zu pages a block)\n",
+          min >> 20, faults, pages);
+  return faults < (long)(3 * pages) ? 0 : 3;
+}
+
+/* ...and the ones kept for reuse go back once unused for the purge delay. */
+static int huge_cache_expiry_child(size_t min, size_t max) {
+  (void)max;
+  void *blocks[8];
+  for (int i = 0; i < 8; i++) {
+    blocks[i] = malloc(min);
+    if (blocks[i] == NULL)
+      return 2;
+    fill_bytes(blocks[i], 0x5a, min);
+  }
+  size_t peak = resident_bytes();
+  for (int i = 0; i < 8; i++)
+    free(blocks[i]);
+  for (int round = 0; round < 10; round++) { /* past the 100 ms delay, with slow paths */
+    sleep_ms(50);
+    void *volatile block = malloc(200000);
+    free(block);
+  }
+  size_t after = resident_bytes();
+  fprintf(stderr, "  8 blocks of %zu MiB: peak %zu MiB, after the delay %zu MiB\n", min >> 20,
+          peak >> 20, after >> 20);
+  return peak - after >= 7 * min ? 0 : 3;
+}
+
 static void trim_small_blocks(void **state) { (void)state; run_in_child(trim_child, 16, 8192); }
 static void trim_large_blocks(void **state) {
   (void)state;
@@ -178,6 +229,18 @@ static void calloc_after_purge(void **state) {
   (void)state;
   run_in_child(calloc_child, 16, 3 << 20);
 }
+static void huge_blocks_reused_in_a_loop(void **state) {
+  (void)state;
+  run_in_child(huge_loop_child, 8 << 20, 0);
+}
+static void trim_huge_blocks(void **state) {
+  (void)state;
+  run_in_child(trim_child, 3 << 20, 16 << 20);
+}
+static void huge_blocks_kept_for_reuse_go_back(void **state) {
+  (void)state;
+  run_in_child(huge_cache_expiry_child, 4 << 20, 0);
+}
 static void mlockall_keeps_working(void **state) {
   (void)state;
   run_in_child(mlock_child, 16, 1 << 20);
@@ -188,6 +251,8 @@ int main(void) {
       cmocka_unit_test(trim_small_blocks),      cmocka_unit_test(trim_large_blocks),
       cmocka_unit_test(schedule_small_blocks),  cmocka_unit_test(schedule_large_blocks),
       cmocka_unit_test(calloc_after_purge),     cmocka_unit_test(mlockall_keeps_working),
+      cmocka_unit_test(huge_blocks_reused_in_a_loop), cmocka_unit_test(trim_huge_blocks),
+      cmocka_unit_test(huge_blocks_kept_for_reuse_go_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
