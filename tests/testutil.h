@@ -1,9 +1,12 @@
-/* Helpers shared by the api and stress tests: a seeded PRNG, log-uniform sizes, and
+/* Helpers shared by the api and stress tests: a seeded PRNG, log-uniform sizes,
  * position-dependent byte patterns that detect overlapping blocks, lost writes and
- * realloc copies at the wrong offset. Header only, so every test stays one program. */
+ * realloc copies at the wrong offset, and children (forked, or this program run anew
+ * with its environment set) whose stderr is captured. Header only, so every test stays
+ * one program. */
 #ifndef VMALLOC_TESTUTIL_H
 #define VMALLOC_TESTUTIL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -249,6 +252,13 @@ static inline size_t statm_bytes(int field)
 static inline size_t resident_bytes(void) { return statm_bytes(1); }
 static inline size_t mapped_bytes(void) { return statm_bytes(0); }
 
+/* A wait status as one number, the way a shell shows it: the exit code, or 128 + the
+ * signal that killed the child. */
+static inline int exit_code(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* Runs fn(arg) in a forked child (so limits and heap state stay there) and returns its
  * exit code, or 128 + the signal that killed it. */
 static inline int run_forked(int (*fn)(void *), void *arg)
@@ -262,7 +272,89 @@ static inline int run_forked(int (*fn)(void *), void *arg)
     int status;
     if (waitpid(pid, &status, 0) != pid)
         return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return exit_code(status);
+}
+
+/* Runs fn(arg) in a forked child whose stderr goes into a pipe, read to the end: the
+ * first err_size - 1 bytes into err (NUL-ended), what does not fit (all of it when err
+ * is NULL) on to this process's stderr, so nothing the child says is lost and it never
+ * blocks on a full pipe. Returns the raw wait status (for WIFEXITED, WIFSIGNALED...) and
+ * the child's pid in *pid_out when not NULL, or -1 when pipe, fork or waitpid fails. */
+static inline int run_captured(int (*fn)(void *), void *arg, char *err, size_t err_size,
+                               pid_t *pid_out)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        if (fds[1] != 2)
+            close(fds[1]);
+        _exit(fn(arg));
+    }
+    close(fds[1]);
+    size_t len = 0;
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fds[0], chunk, sizeof chunk)) > 0) {
+        size_t kept = 0;
+        while (err != NULL && kept < (size_t)n && len + 1 < err_size)
+            err[len++] = chunk[kept++];
+        if (kept < (size_t)n)
+            fwrite(chunk + kept, 1, (size_t)n - kept, stderr);
+    }
+    if (err != NULL && err_size > 0)
+        err[len] = '\0';
+    close(fds[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    if (pid_out != NULL)
+        *pid_out = pid;
+    return status;
+}
+
+/* What run_self hands its child: the arguments after the program's name and the
+ * environment assignments, each list NULL-ended. */
+typedef struct {
+    const char *const *args;
+    const char *const *assignments;
+} self_command_t;
+
+/* The child's side of run_self: sets the environment, then becomes this program anew
+ * (options are read at start-up, so only a new program sees them). 127 if exec fails. */
+static inline int exec_self(void *arg)
+{
+    const self_command_t *command = arg;
+    size_t count = 0;
+    while (command->args[count] != NULL)
+        count++;
+    const char *argv[count + 2];
+    argv[0] = program_invocation_name;
+    memcpy(argv + 1, command->args, (count + 1) * sizeof *argv);
+    for (const char *const *a = command->assignments; a != NULL && *a != NULL; a++)
+        putenv((char *)*a);
+    execv("/proc/self/exe", (char *const *)argv);
+    return 127;
+}
+
+/* Runs this test program again with args (NULL-ended; args[0] is usually a mode its main
+ * looks for) and the "NAME=value" assignments (NULL-ended, or NULL) added to its
+ * environment, its stderr captured as run_captured does. Returns the raw wait status,
+ * or -1 when the child could not be started or waited for. */
+static inline int run_self(const char *const *args, const char *const *assignments, char *err,
+                           size_t err_size, pid_t *pid_out)
+{
+    self_command_t command = {args, assignments};
+    return run_captured(exec_self, &command, err, err_size, pid_out);
 }
 
 #endif

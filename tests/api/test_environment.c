@@ -15,33 +15,11 @@
 
 #include "../testutil.h"
 
-static const char *self_path;
-
-/* Runs this program with the assignments (NULL-ended) added to its environment; returns
- * its stderr in err and checks that it exited with 0. */
+/* Runs this program as "child" with the assignments (NULL-ended) added to its environment;
+ * returns its stderr in err and checks that it exited with 0. */
 static void rerun(const char *const *assignments, char *err, size_t size) {
-  int pipe_fds[2];
-  assert_int_equal(pipe(pipe_fds), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    dup2(pipe_fds[1], 2);
-    close(pipe_fds[0]);
-    for (const char *const *a = assignments; *a != NULL; a++)
-      putenv((char *)*a);
-    execl(self_path, self_path, "child", (char *)NULL);
-    _exit(127);
-  }
-  close(pipe_fds[1]);
-  size_t len = 0;
-  ssize_t n;
-  while (len + 1 < size && (n = read(pipe_fds[0], err + len, size - 1 - len)) > 0)
-    len += (size_t)n;
-  err[len] = '\0';
-  close(pipe_fds[0]);
-  int status;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
+  int status = run_self((const char *[]){"child", NULL}, assignments, err, size, NULL);
+  assert_int_not_equal(status, -1);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     fail_msg("child with %s failed; it said:\n%s", assignments[0], err);
 }
@@ -113,7 +91,6 @@ static void a_bad_value_warns_once_and_keeps_the_default(void **state) {
 }
 
 int main(int argc, char **argv) {
-  self_path = argv[0];
   if (argc > 1 && strcmp(argv[1], "child") == 0)
     return child();
   const struct CMUnitTest tests[] = {

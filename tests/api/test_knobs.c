@@ -76,19 +76,13 @@ static int child_huge_pages(void) {
   return kib >= 32 * 1024 ? 0 : 1; /* at least a third of it */
 }
 
-static const char *self_path;
-
-static void rerun_with(const char *variable, const char *value, const char *mode) {
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    setenv(variable, value, 1);
-    execl(self_path, self_path, mode, (char *)NULL);
-    _exit(127);
-  }
-  int status;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
+/* Runs this program again as `mode` with the assignment ("NAME=value") in its
+ * environment; it must exit with 0. */
+static void rerun_with(const char *assignment, const char *mode) {
+  const char *args[] = {mode, NULL};
+  const char *assignments[] = {assignment, NULL};
+  int status = run_self(args, assignments, NULL, 0, NULL);
+  assert_int_not_equal(status, -1);
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
 }
@@ -107,7 +101,7 @@ static void mallopt_moves_the_mmap_threshold(void **state) {
 
 static void glibc_environment_threshold(void **state) {
   (void)state;
-  rerun_with("MALLOC_MMAP_THRESHOLD_", "262144", "env-threshold");
+  rerun_with("MALLOC_MMAP_THRESHOLD_=262144", "env-threshold");
 }
 
 static void thp_option_gets_huge_pages(void **state) {
@@ -121,16 +115,15 @@ static void thp_option_gets_huge_pages(void **state) {
   }
   if (strstr(mode, "[never]") != NULL || mode[0] == '\0')
     skip(); /* the kernel has transparent huge pages off */
-  rerun_with("VMALLOC_THP", "1", "huge-pages");
+  rerun_with("VMALLOC_THP=1", "huge-pages");
 }
 
 static void background_thread_shrinks_an_idle_process(void **state) {
   (void)state;
-  rerun_with("VMALLOC_BACKGROUND", "1", "background");
+  rerun_with("VMALLOC_BACKGROUND=1", "background");
 }
 
 int main(int argc, char **argv) {
-  self_path = argv[0];
   if (argc > 1 && strcmp(argv[1], "env-threshold") == 0)
     return child_env_threshold();
   if (argc > 1 && strcmp(argv[1], "background") == 0)

@@ -23,8 +23,6 @@
 #include "../testutil.h"
 #include "vmalloc.h"
 
-static const char *self_path;
-
 /* ---- a strict JSON checker (RFC 8259) ------------------------------------------------ */
 
 typedef struct {
@@ -233,39 +231,11 @@ static size_t smaps_rss(void) {
  * its stderr into err (if not NULL); returns its exit status and its pid in *pid. */
 static int rerun(const char *mode, const char *const *assignments, char *err, size_t err_size,
                  pid_t *pid_out) {
-  int pipe_fds[2];
-  assert_int_equal(pipe(pipe_fds), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    dup2(pipe_fds[1], 2);
-    close(pipe_fds[0]);
-    for (const char *const *a = assignments; *a != NULL; a++)
-      putenv((char *)*a);
-    execl(self_path, self_path, mode, (char *)NULL);
-    _exit(127);
-  }
-  close(pipe_fds[1]);
-  size_t len = 0;
-  char sink[4096];
-  ssize_t n;
-  while ((n = read(pipe_fds[0], sink, sizeof sink)) > 0) {
-    for (ssize_t i = 0; err != NULL && i < n && len + 1 < err_size; i++)
-      err[len++] = sink[i];
-    if (err == NULL || len + 1 >= err_size)
-      fwrite(sink, 1, (size_t)n, stderr);
-  }
-  if (err != NULL)
-    err[len] = '\0';
-  close(pipe_fds[0]);
-  int status;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  if (pid_out != NULL)
-    *pid_out = pid;
+  int status = run_self((const char *[]){mode, NULL}, assignments, err, err_size, pid_out);
+  assert_int_not_equal(status, -1);
   if (err != NULL && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
     fprintf(stderr, "child %s said:\n%s\n", mode, err);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return exit_code(status);
 }
 
 /* ---- children, run with VMALLOC_STATS set ------------------------------------------- */
@@ -610,7 +580,6 @@ static void a_bad_argument_is_refused(void **state) {
 }
 
 int main(int argc, char **argv) {
-  self_path = argv[0];
   static const struct {
     const char *mode;
     int (*run)(void);
