@@ -398,6 +398,10 @@ static bool foreign_keep(vm_heap_t *heap, const vm_page_t *page, vm_block_t *blo
   unsigned c = page->class_idx;
   if (c == 0 || heap == &vm_heap_empty)
     return false;
+  /* a block of an exited thread goes home: kept, it would hold its abandoned page (and
+   * segment) from whoever adopts them next */
+  if (atomic_load_explicit(&vm_segment_of(page)->owner_heap, memory_order_relaxed) == NULL)
+    return false;
   size_t count = heap->foreign_count[c];
   if (count >= VM_FOREIGN_MAX_BLOCKS || (count + 1) * page->block_size > VM_FOREIGN_MAX_BYTES)
     return false;
