@@ -244,8 +244,8 @@ void *vm_realloc(void *p, size_t n) {
       return vm_check_on_malloc(p, n, raw, false);
     }
   } else if (segment->kind == VM_SEGMENT_HUGE && n > vm_huge_threshold()) {
-    if (n == usable)
-      return p;
+    if (n <= usable && usable - n <= usable / 8)
+      return p; /* fits, with the slack a growing block is given (see vm_huge_realloc) */
     void *moved = vm_huge_realloc(segment, p, n);
     if (moved != NULL) {
       if (vm_counting())

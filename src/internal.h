@@ -142,6 +142,7 @@ VM_INLINE size_t vm_segment_huge_usable(const vm_segment_t *segment) {
   return segment->size - segment->huge_block_offset - segment->huge_guard;
 }
 void vm_segment_huge_detach(vm_segment_t *segment);
+bool vm_segment_huge_resize(vm_segment_t *segment, size_t new_size);
 void vm_segment_abandon_all(vm_heap_t *heap);
 bool vm_segment_release_cache(void);
 void vm_segment_note_notify(vm_segment_t *segment, vm_page_t *page);

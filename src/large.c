@@ -103,20 +103,26 @@ void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
   size_t offset = segment->huge_block_offset;
   if (offset >= VM_SEGMENT_SIZE)
     return NULL;
+  size_t page = vm_os_page_size();
   size_t old_size = segment->size;
-  size_t new_size = vm_align_up(offset + n, vm_os_page_size());
+  size_t exact = vm_align_up(offset + n, page);
+  /* growing: by an eighth at least, so a block grown a little at a time (a string
+   * appended to) costs a system call per eighth of its size, not per page; pages it
+   * does not touch cost no memory */
+  size_t new_size = exact;
+  if (exact > old_size && exact < old_size + old_size / 8)
+    new_size = vm_align_up(old_size + old_size / 8, page);
+  if (vm_segment_huge_resize(segment, new_size) ||
+      (new_size != exact && vm_segment_huge_resize(segment, exact)))
+    return p; /* in place: the header stays where it is, and so does the registry bit */
   vm_segment_huge_detach(segment);
-  if (vm_os_resize_in_place(segment, old_size, new_size)) {
+  vm_segment_t *moved = vm_os_remap_aligned(segment, old_size, new_size, VM_SEGMENT_SIZE);
+  if (moved != NULL) {
+    segment = moved;
     segment->size = new_size;
+    p = (uint8_t *)segment + offset;
   } else {
-    vm_segment_t *moved = vm_os_remap_aligned(segment, old_size, new_size, VM_SEGMENT_SIZE);
-    if (moved != NULL) {
-      segment = moved;
-      segment->size = new_size;
-      p = (uint8_t *)segment + offset;
-    } else {
-      p = NULL;
-    }
+    p = NULL;
   }
   vm_segment_huge_attach(segment);
   return p;

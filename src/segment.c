@@ -539,7 +539,20 @@ void vm_segment_huge_attach(vm_segment_t *segment) {
   vm_unlock(&segments_lock);
 }
 
-/* The reverse, before a huge mapping is unmapped, resized or moved. */
+/* Resizes a huge mapping where it is (growing only if the addresses after it are free);
+ * false, the mapping unchanged, if it cannot. */
+bool vm_segment_huge_resize(vm_segment_t *segment, size_t new_size) {
+  size_t old_size = segment->size;
+  if (!vm_os_resize_in_place(segment, old_size, new_size))
+    return false;
+  vm_lock(&segments_lock); /* the census reads size and huge_bytes under it */
+  huge_bytes = huge_bytes - old_size + new_size;
+  segment->size = new_size;
+  vm_unlock(&segments_lock);
+  return true;
+}
+
+/* The reverse, before a huge mapping is unmapped or moved. */
 void vm_segment_huge_detach(vm_segment_t *segment) {
   vm_lock(&segments_lock);
   list_remove(&huge_list, segment);

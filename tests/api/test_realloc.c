@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "../testutil.h"
+#include "vmalloc.h"
 
 static volatile size_t opaque_size_max = SIZE_MAX;
 
@@ -216,6 +217,31 @@ static void test_large_block_grows_in_place(void **state)
     assert_int_equal(pthread_join(thread, NULL), 0);
 }
 
+static size_t mremap_calls(void)
+{
+    vmalloc_stats_t stats = {.size = sizeof stats};
+    assert_int_equal(vmalloc_stats_get(&stats), 0);
+    return stats.mremap_calls;
+}
+
+/* A huge block appended to a KiB at a time grows by an eighth of its size at a time:
+ * a few system calls, not one per page, and every byte kept. */
+static void test_huge_block_grown_a_little_at_a_time(void **state)
+{
+    (void)state;
+    size_t size = 3 << 20;
+    unsigned char *block = malloc(size);
+    assert_non_null(block);
+    pattern_fill_range(block, 0, size, 9);
+    size_t calls_before = mremap_calls();
+    while (size < (4 << 20))
+        block = resize_and_check(block, &size, size + 1024, 9);
+    size_t calls = mremap_calls() - calls_before;
+    if (calls > 8)
+        fail_msg("growing 3 MiB to 4 MiB by 1 KiB steps made %zu mremap calls", calls);
+    free(block);
+}
+
 static void test_realloc_to_same_size(void **state)
 {
     (void)state;
@@ -246,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_impossible_realloc_keeps_block),
         cmocka_unit_test(test_realloc_to_same_size),
         cmocka_unit_test(test_large_block_grows_in_place),
+        cmocka_unit_test(test_huge_block_grown_a_little_at_a_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
