@@ -412,7 +412,8 @@ static bool foreign_keep(vm_heap_t *heap, const vm_page_t *page, vm_block_t *blo
 }
 
 /* Takes a block of class c from the heap's foreign cache, or NULL. Its links cross
- * segments, so each is checked against the registry and the freed key instead. */
+ * segments, so each is checked against the registry and (unless VMALLOC_CHECK=0 left
+ * the key out) the freed key instead. */
 static vm_block_t *foreign_take(vm_heap_t *heap, unsigned c) {
   vm_block_t *block = heap->foreign[c];
   if (block == NULL)
@@ -420,7 +421,8 @@ static vm_block_t *foreign_take(vm_heap_t *heap, unsigned c) {
   vm_block_t *next = NULL;
   if (--heap->foreign_count[c] != 0) {
     next = vm_block_next(block, heap->list_secret);
-    if (vm_unlikely(!vm_registry_contains(vm_segment_of(next)) || !vm_page_block_is_freed(next))) {
+    if (vm_unlikely(!vm_registry_contains(vm_segment_of(next)) ||
+                    (vm_secret.freed_key != 0 && !vm_page_block_is_freed(next)))) {
       vm_diag_misuse("corrupted free list at %p (%u-byte blocks; a write after free?) in malloc()",
                      (void *)block, vm_class_size[c]);
       next = NULL; /* warn: the rest of the list is lost (leaked), not followed */

@@ -64,6 +64,12 @@ for bin in build/tests/unit/* build/tests/api/* build/tests/stress/* build/tests
   run_binary "${bin#build/tests/}" 300 "$bin"
 done
 
+# The threaded stress tests once more with the checks off (VMALLOC_CHECK=0: no secrets,
+# no freed key), a configuration the paths above never take.
+for bin in build/tests/stress/stress_threads build/tests/stress/stress_churn; do
+  [ -x "$bin" ] && run_binary "${bin#build/tests/}-nocheck" 300 env VMALLOC_CHECK=0 "$bin"
+done
+
 # Sanitizer builds of the internals (unit tests under ASan+UBSan, a stress under TSan).
 if [ -d build/tests/sanitize ]; then
   for bin in build/tests/sanitize/*; do
