@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VM_CLASS_COUNT 48 /* classes 1..48; 0 means "one block per page" */
+#define VM_CLASS_COUNT 60 /* classes 1..60; 0 means "one block per page" */
 
 /* A spinlock: no allocation, and trivially reset in a fork child (see internal.h). */
 typedef struct {
