@@ -46,9 +46,7 @@ static void *heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
 
 /* The block p lies in: its raw size and whether it is a class block (reused whole). */
 static size_t raw_block_size(void *p, bool *class_block) {
-  vm_segment_t *segment = vm_segment_of(p);
-  if (!vm_registry_contains(segment))
-    segment = vm_huge_lookup_offset_block(p);
+  vm_segment_t *segment = vm_segment_of_block(p);
   *class_block = false;
   if (segment->kind == VM_SEGMENT_HUGE)
     return vm_segment_huge_usable(segment);
@@ -101,18 +99,17 @@ VM_NOINLINE void *vm_alloc_slow(size_t n, size_t alignment) {
 void *vm_malloc(size_t n) { return vm_malloc_fast(n); }
 
 /* free() of a pointer whose segment is not registered: NULL, a block aligned to a segment
- * or more, or a pointer that is not ours. */
+ * or more (freed as any huge block is, through its header's descriptor), or a pointer that
+ * is not ours. */
 static VM_NOINLINE void free_unregistered(void *p) {
   if (p == NULL)
     return;
-  vm_segment_t *segment = vm_huge_lookup_offset_block(p);
+  vm_segment_t *segment = vm_segment_of_block(p);
   if (segment == NULL) {
     vm_diag_misuse("invalid pointer %p (not allocated by vmalloc) in free()", p);
     return; /* warn: someone else's memory, left alone */
   }
-  if (vm_counting())
-    vm_count_free(p);
-  vm_segment_huge_free(segment);
+  vm_page_free_generic(vm_page_of(segment, segment), p);
 }
 
 /* Everything else free does. (errno stays as it was: see os.c.) */
@@ -134,14 +131,12 @@ void vm_free(void *p) { vm_free_fast(p); }
 static size_t usable_size_checked(const void *p, const char *where, vm_segment_t **segment_out) {
   if (p == NULL)
     return 0;
-  vm_segment_t *segment = vm_segment_of(p);
-  if (!vm_registry_contains(segment)) {
-    segment = vm_huge_lookup_offset_block(p);
-    if (segment == NULL) {
-      vm_diag_misuse("invalid pointer %p (not allocated by vmalloc) in %s", p, where);
-      return SIZE_MAX;
-    }
-  } else {
+  vm_segment_t *segment = vm_segment_of_block(p);
+  if (segment == NULL) {
+    vm_diag_misuse("invalid pointer %p (not allocated by vmalloc) in %s", p, where);
+    return SIZE_MAX;
+  }
+  if (segment == vm_segment_of(p)) { /* else a segment-aligned huge block, p its start */
     vm_page_t *page = vm_page_of(segment, p);
     if (!page->in_use) {
       vm_diag_misuse("invalid pointer %p (not an allocated block) in %s", p, where);
@@ -184,9 +179,7 @@ size_t vm_usable_size(const void *p) {
 static bool known_zero(void *p, size_t n) {
   if (n <= VM_MEDIUM_MAX)
     return false;
-  vm_segment_t *segment = vm_segment_of(p);
-  if (!vm_registry_contains(segment))
-    return true; /* a huge block aligned to a segment or more: always a new mapping */
+  vm_segment_t *segment = vm_segment_of_block(p);
   if (segment->kind == VM_SEGMENT_HUGE)
     return segment->huge_fresh;
   return vm_page_of(segment, p)->zeroed;

@@ -34,9 +34,7 @@ static void sub(_Atomic(size_t) *counter, size_t n) {
 
 /* The bucket of the block that starts at p (a block vmalloc handed out), and its size. */
 static unsigned bucket_of(const void *p, size_t *size) {
-  vm_segment_t *segment = vm_segment_of(p);
-  if (!vm_registry_contains(segment))
-    segment = vm_huge_lookup_offset_block(p);
+  vm_segment_t *segment = vm_segment_of_block(p);
   if (segment->kind == VM_SEGMENT_HUGE) {
     *size = vm_segment_huge_usable(segment);
     return VM_COUNTER_HUGE;

@@ -170,6 +170,7 @@ VM_INLINE uint8_t *vm_page_area(const vm_segment_t *segment, const vm_page_t *pa
 /* ---- page.c ------------------------------------------------------------------------ */
 void *vm_page_malloc_slow(vm_heap_t *heap, size_t n);
 void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx);
+void vm_page_set_block_size(vm_page_t *page, size_t size);
 uintptr_t vm_page_owner_word(const vm_heap_t *heap);
 size_t vm_page_collect(vm_page_t *page);
 void vm_page_retire(vm_heap_t *heap, vm_page_t *page);
@@ -204,7 +205,7 @@ size_t vm_large_guard_bytes(const vm_page_t *page);
 bool vm_large_grow_in_place(vm_segment_t *segment, void *p, size_t n);
 void *vm_huge_malloc(size_t n, size_t alignment);
 void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n);
-void *vm_huge_lookup_offset_block(const void *p);
+vm_segment_t *vm_segment_of_block(const void *p);
 
 /* ---- purge.c ----------------------------------------------------------------------- */
 bool vm_purge_collect(bool force);

@@ -25,7 +25,7 @@ void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
   if (guard != 0 && !vm_os_guard(area + run - guard, guard))
     guard = 0; /* no guard, but a usable block all the same */
   page->class_idx = 0;
-  page->block_size = (uint32_t)(run - guard);
+  vm_page_set_block_size(page, run - guard);
   page->pinned = 0;
   page->reserved = page->capacity = page->used = 1;
   page->free = NULL;
@@ -58,7 +58,7 @@ bool vm_large_grow_in_place(vm_segment_t *segment, void *p, size_t n) {
   size_t slices = (n + VM_SLICE_SIZE - 1) / VM_SLICE_SIZE;
   if (!vm_segment_page_grow(heap, page, slices))
     return false;
-  page->block_size = (uint32_t)(slices * VM_SLICE_SIZE);
+  vm_page_set_block_size(page, slices * VM_SLICE_SIZE);
   return true;
 }
 
@@ -85,12 +85,16 @@ void *vm_huge_malloc(size_t n, size_t alignment) {
   return block;
 }
 
-/* The huge segment whose block was aligned to a segment or more and so sits exactly one
- * segment above its header (see vm_segment_huge_alloc), or NULL. */
-void *vm_huge_lookup_offset_block(const void *p) {
+/* The segment of the block that p points into: the registered segment p lies in, or the
+ * header of a huge block aligned to a segment or more, which sits exactly one segment
+ * below it (see vm_segment_huge_alloc); NULL when p is not vmalloc's. */
+vm_segment_t *vm_segment_of_block(const void *p) {
+  vm_segment_t *segment = vm_segment_of(p);
+  if (vm_registry_contains(segment))
+    return segment;
   if (((uintptr_t)p & VM_SEGMENT_MASK) != 0 || (uintptr_t)p < VM_SEGMENT_SIZE)
     return NULL;
-  vm_segment_t *segment = (vm_segment_t *)((uintptr_t)p - VM_SEGMENT_SIZE);
+  segment = (vm_segment_t *)((uintptr_t)p - VM_SEGMENT_SIZE);
   if (!vm_registry_contains(segment) || segment->kind != VM_SEGMENT_HUGE ||
       segment->huge_block_offset != VM_SEGMENT_SIZE)
     return NULL;

@@ -102,10 +102,15 @@ uintptr_t vm_page_owner_word(const vm_heap_t *heap) {
          (vm_counting() ? VM_PAGE_COUNTED : 0);
 }
 
+/* Sets a page's block size and the constant that divides by it (see block_magic). */
+void vm_page_set_block_size(vm_page_t *page, size_t size) {
+  page->block_size = (uint32_t)size;
+  page->block_magic = UINT64_MAX / size + 1;
+}
+
 void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->class_idx = (uint8_t)class_idx;
-  page->block_size = vm_class_size[class_idx];
-  page->block_magic = UINT64_MAX / page->block_size + 1;
+  vm_page_set_block_size(page, vm_class_size[class_idx]);
   page->area_low = (uint32_t)(uintptr_t)vm_page_area(vm_segment_of(page), page);
   page->reserved = (uint16_t)(page->slice_count * VM_SLICE_SIZE / page->block_size);
   page->capacity = 0;
@@ -376,9 +381,7 @@ vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p) {
   size_t offset = (size_t)((uint8_t *)p - area);
   /* offset / block_size without a divide: offsets are below 2^32, where the high half
    * of offset * block_magic is the quotient */
-  size_t index = page->class_idx == 0
-                     ? offset / page->block_size
-                     : (size_t)(((unsigned __int128)offset * page->block_magic) >> 64);
+  size_t index = (size_t)(((unsigned __int128)offset * page->block_magic) >> 64);
   if (index >= page->reserved)
     return NULL;
   return (vm_block_t *)(area + index * page->block_size);

@@ -438,18 +438,24 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
  * unmapped once unused for VMALLOC_PURGE_DELAY_MS (see purge_all) or by a trim. */
 #define HUGE_CACHE_BYTES ((size_t)32 << 20)
 
+/* Takes a mapping off the huge cache (segments_lock held), onto *doomed if given. */
+static void huge_uncache(vm_segment_t *segment, vm_segment_t **doomed) {
+  list_remove(&huge_cache, segment);
+  huge_cache_bytes -= segment->size;
+  if (doomed != NULL) {
+    segment->next = *doomed;
+    *doomed = segment;
+  }
+}
+
 /* Takes the oldest cached mappings off the cache until `room` more bytes fit (lock held). */
-static vm_segment_t *huge_cache_evict(size_t room, vm_segment_t *doomed) {
+static void huge_cache_evict(size_t room, vm_segment_t **doomed) {
   while (huge_cache != NULL && huge_cache_bytes + room > HUGE_CACHE_BYTES) {
     vm_segment_t *oldest = huge_cache;
     while (oldest->next != NULL)
       oldest = oldest->next;
-    list_remove(&huge_cache, oldest);
-    huge_cache_bytes -= oldest->size;
-    oldest->next = doomed;
-    doomed = oldest;
+    huge_uncache(oldest, doomed);
   }
-  return doomed;
 }
 
 /* The smallest cached mapping of at least `bytes`, shrunk to them if much bigger; NULL
@@ -460,10 +466,8 @@ static vm_segment_t *huge_cache_take(size_t bytes) {
   for (vm_segment_t *s = huge_cache; s != NULL; s = s->next)
     if (s->size >= bytes && (best == NULL || s->size < best->size))
       best = s;
-  if (best != NULL) {
-    list_remove(&huge_cache, best);
-    huge_cache_bytes -= best->size;
-  }
+  if (best != NULL)
+    huge_uncache(best, NULL);
   vm_unlock(&segments_lock);
   if (best != NULL && best->size - bytes > bytes / 8 && vm_os_resize_in_place(best, best->size, bytes))
     best->size = bytes;
@@ -476,12 +480,8 @@ static void huge_cache_expire(int64_t before, bool force) {
   vm_lock(&segments_lock);
   for (vm_segment_t *s = huge_cache, *next; s != NULL; s = next) {
     next = s->next;
-    if (force || s->cached_since_ms <= before) {
-      list_remove(&huge_cache, s);
-      huge_cache_bytes -= s->size;
-      s->next = doomed;
-      doomed = s;
-    }
+    if (force || s->cached_since_ms <= before)
+      huge_uncache(s, &doomed);
   }
   vm_unlock(&segments_lock);
   unmap_segments(doomed);
@@ -571,7 +571,8 @@ void vm_segment_huge_free(vm_segment_t *segment) {
       segment->size <= HUGE_CACHE_BYTES / 2) {
     segment->cached_since_ms = vm_os_now_ms();
     vm_lock(&segments_lock);
-    doomed = huge_cache_evict(segment->size, NULL);
+    doomed = NULL;
+    huge_cache_evict(segment->size, &doomed);
     list_push(&huge_cache, segment, ON_CACHE);
     huge_cache_bytes += segment->size;
     vm_unlock(&segments_lock);

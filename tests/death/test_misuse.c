@@ -123,6 +123,12 @@ static void overflow_by_one_byte(void) {
   p[40] = 'x';
   free(p);
 }
+static void overflow_of_segment_aligned_huge_block(void) {
+  size_t n = 5 << 20;
+  char *p = aligned_alloc(8 << 20, n); /* its header sits a whole segment below it */
+  p[n] = 'x';
+  free(p);
+}
 static void write_after_free_in_block_body(void) {
   char *keep = malloc(200);
   sink = keep;
@@ -197,6 +203,8 @@ static const misuse_t misuses[] = {
     {"realloc inside a block", realloc_inside_block, "invalid pointer 0x", NULL},
     {"malloc_usable_size inside a block", usable_size_inside_block, "invalid pointer 0x", NULL},
     {"overflow by one byte", overflow_by_one_byte, "heap overflow past the end of 0x", "2"},
+    {"overflow of a segment-aligned huge block", overflow_of_segment_aligned_huge_block,
+     "heap overflow past the end of 0x", "2"},
     {"write after free in a block's body", write_after_free_in_block_body,
      "write after free at 0x", "2"},
     {"double free while in quarantine", double_free_while_in_quarantine, "double free of 0x",
