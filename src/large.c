@@ -110,15 +110,18 @@ void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
   size_t page = vm_os_page_size();
   size_t old_size = segment->size;
   size_t exact = vm_align_up(offset + n, page);
-  /* growing: by an eighth at least, so a block grown a little at a time (a string
-   * appended to) costs a system call per eighth of its size, not per page; pages it
-   * does not touch cost no memory */
+  /* growing: by an eighth of the block at least, so a block grown a little at a time (a
+   * string appended to) costs a system call per eighth of its size, not per page; pages
+   * it does not touch cost no memory */
+  size_t slack = (old_size - offset) / 8;
   size_t new_size = exact;
-  if (exact > old_size && exact < old_size + old_size / 8)
-    new_size = vm_align_up(old_size + old_size / 8, page);
-  if (vm_segment_huge_resize(segment, new_size) ||
-      (new_size != exact && vm_segment_huge_resize(segment, exact)))
-    return p; /* in place: the header stays where it is, and so does the registry bit */
+  if (exact > old_size && exact < old_size + slack)
+    new_size = vm_align_up(old_size + slack, page);
+  /* in place: the header stays where it is, and so does the registry bit. When the slack
+   * does not fit there, the block moves (its pages, not its bytes) to where it does:
+   * growing by just the page that fits would mean a system call per page again */
+  if (vm_segment_huge_resize(segment, new_size))
+    return p;
   vm_segment_huge_detach(segment);
   vm_segment_t *moved = vm_os_remap_aligned(segment, old_size, new_size, VM_SEGMENT_SIZE);
   if (moved != NULL) {

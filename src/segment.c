@@ -458,9 +458,10 @@ static void huge_cache_evict(size_t room, vm_segment_t **doomed) {
   }
 }
 
-/* The smallest cached mapping of at least `bytes`, shrunk to them if much bigger; NULL
- * when none is. */
-static vm_segment_t *huge_cache_take(size_t bytes) {
+/* The smallest cached mapping of at least `bytes`, shrunk to them if it is bigger by more
+ * than an eighth of the block it is for (`block_bytes`: bytes less the header's offset,
+ * which an aligned block makes large); NULL when none is. */
+static vm_segment_t *huge_cache_take(size_t bytes, size_t block_bytes) {
   vm_lock(&segments_lock);
   vm_segment_t *best = NULL;
   for (vm_segment_t *s = huge_cache; s != NULL; s = s->next)
@@ -469,7 +470,8 @@ static vm_segment_t *huge_cache_take(size_t bytes) {
   if (best != NULL)
     huge_uncache(best, NULL);
   vm_unlock(&segments_lock);
-  if (best != NULL && best->size - bytes > bytes / 8 && vm_os_resize_in_place(best, best->size, bytes))
+  if (best != NULL && best->size - bytes > block_bytes / 8 &&
+      vm_os_resize_in_place(best, best->size, bytes))
     best->size = bytes;
   return best;
 }
@@ -498,7 +500,7 @@ vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block
   vm_segment_t *segment;
   bool fresh = true;
   if (offset < VM_SEGMENT_SIZE) {
-    segment = guard == 0 ? huge_cache_take(offset + size) : NULL;
+    segment = guard == 0 ? huge_cache_take(offset + size, size) : NULL;
     if (segment != NULL)
       fresh = false;
     else

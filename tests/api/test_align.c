@@ -270,6 +270,29 @@ static void test_pvalloc_rounds_to_pages(void **state)
     assert_int_equal(errno, ENOMEM);
 }
 
+/* A huge block at a big alignment sits far into its mapping; one that reuses a freed
+ * mapping must still be about the size asked for, not the mapping's slack on top. The
+ * freed mapping (the only one kept: trim empties the cache first) steps through sizes
+ * so that some fit with little room to spare. */
+static void test_aligned_huge_block_reusing_a_freed_mapping(void **state)
+{
+    (void)state;
+    assert_int_equal(mallopt(M_MMAP_THRESHOLD, 128 << 10), 1);
+    size_t size = 138720, alignment = 2 << 20;
+    for (size_t freed = alignment + size; freed < alignment + 3 * size; freed += 4096) {
+        malloc_trim(0);
+        void *volatile mapping = malloc(freed); /* volatile: the pair is not optimised away */
+        free(mapping);
+        void *block = aligned_alloc(alignment, size);
+        size_t usable = block != NULL ? malloc_usable_size(block) : 0;
+        if (usable > 2 * size + (128 << 10))
+            fail_msg("aligned_alloc(%zu, %zu) after freeing %zu bytes: %zu usable", alignment,
+                     size, freed, usable);
+        check_aligned_block(block, alignment, size, "aligned_alloc after a huge free");
+    }
+    assert_int_equal(mallopt(M_MMAP_THRESHOLD, 2 << 20), 1);
+}
+
 static void test_free_sized(void **state)
 {
     (void)state;
@@ -329,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_aligned_impossible_sizes_fail),
         cmocka_unit_test(test_valloc_is_page_aligned),
         cmocka_unit_test(test_pvalloc_rounds_to_pages),
+        cmocka_unit_test(test_aligned_huge_block_reusing_a_freed_mapping),
         cmocka_unit_test(test_free_sized),
         cmocka_unit_test(test_free_aligned_sized),
     };
