@@ -67,8 +67,9 @@ VM_INLINE _Atomic(uintptr_t) *vm_page_thread_free(const vm_page_t *page) {
   return &segment->remote[page - segment->pages].thread_free;
 }
 VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
-  /* (p - segment) >> VM_SLICE_SHIFT descriptors of 64 bytes, without the subtraction */
-  uintptr_t offset = ((uintptr_t)p >> (VM_SLICE_SHIFT - 6)) & ((uintptr_t)(VM_SLICES - 1) << 6);
+  /* (p - segment) >> VM_SLICE_SHIFT descriptors, without the subtraction */
+  uintptr_t offset = ((uintptr_t)p >> (VM_SLICE_SHIFT - VM_PAGE_DESCRIPTOR_SHIFT)) &
+                     ((uintptr_t)(VM_SLICES - 1) << VM_PAGE_DESCRIPTOR_SHIFT);
   vm_page_t *slice = (vm_page_t *)((uint8_t *)segment->pages + offset);
   return slice - slice->slice_offset;
 }

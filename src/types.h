@@ -51,34 +51,40 @@ typedef struct vm_block_s {
  *          the free fast path, and a malloc/free loop on it never leaves the fast path;
  *   used - pinned + |free| = capacity <= reserved;
  *   blocks [capacity, reserved) have never been handed out and are not on any list.
- * The owner thread alone touches the descriptor. Its thread_free (in the segment's
+ * The owner thread alone writes the descriptor. Its thread_free (in the segment's
  * remote[], see vm_page_thread_free) any thread may push onto (one atomic CAS) and only
  * the owner takes (one atomic exchange). While the page's
  * segment is abandoned, "owner" means whoever holds the segment. Only the head descriptor
- * of a run is meaningful; the others carry slice_offset back to it. 64 bytes: one cache
- * line, and free finds it with a shift. */
+ * of a run is meaningful; the others carry slice_offset back to it.
+ * Two cache lines, and free finds them with a shift. The first holds what any thread
+ * freeing a block reads and the owner seldom writes; the second what the owner writes
+ * on every malloc and free. In one line, each free by another thread took the line
+ * from the owner and the owner's next malloc took it back: a cache miss on both sides
+ * of every cross-thread free. */
 struct vm_page_s {
+  /* read by every free; written when the page is made, marked full or freed */
   _Atomic(uintptr_t) owner;        /* owning heap | VM_PAGE_* flags; 0 while free */
-  vm_block_t *free;                /* the owner allocates from and frees to here (LIFO) */
   uint64_t block_magic;            /* UINT64_MAX / block_size + 1: offset * magic < magic
                                       iff block_size divides offset (see vm_free_fast) */
-  uint32_t area_low;                /* class pages: the low 32 bits of the page area's
+  uint32_t area_low;               /* class pages: the low 32 bits of the page area's
                                       address, so (uint32_t)p - area_low is p's offset */
-  uint32_t spare;                   /* keeps the descriptor at one cache line */
-  uint16_t used;
-  uint16_t capacity;
+  uint32_t block_size;             /* huge blocks: see the segment */
   uint16_t reserved;
   uint8_t class_idx;    /* 0: a single large or huge block */
   uint8_t in_use;       /* 1 from page allocation to page free */
   uint8_t slice_count;
   uint8_t slice_offset; /* descriptors from this one back to the head of its run */
-  uint8_t pinned;       /* 1 while the current page of its class (see used) */
   uint8_t zeroed;       /* its memory read as zero when the page was made */
-  uint32_t block_size;  /* huge blocks: see the segment */
+  /* written by the owner on every malloc and free: nobody else reads them */
+  vm_block_t *free __attribute__((aligned(64))); /* the owner's list (LIFO) */
+  uint16_t used;
+  uint16_t capacity;
+  uint8_t pinned;       /* 1 while the current page of its class (see used) */
   vm_page_t *next;      /* in the owner's class queue */
   vm_page_t *prev;
-};
-_Static_assert(sizeof(vm_page_t) == 64, "a page descriptor is one cache line");
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(vm_page_t) == 128, "a page descriptor is two cache lines");
+#define VM_PAGE_DESCRIPTOR_SHIFT 7
 
 /* The list that other threads free a page's blocks onto (see VM_THREAD_FREE_*), in a
  * cache line of its own: the owner writes its descriptor on every malloc and free, and a
