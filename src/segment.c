@@ -296,9 +296,13 @@ static bool adopt_one(vm_heap_t *heap) {
   if (segment == NULL)
     return false;
   /* Owner first, then the notify bits: a remote freer sets its bit before it reads the
-   * owner, so either we see its bit here or it sees us and raises our hint. */
+   * owner, so either we see its bit here or it sees us and raises our hint. The bits stay
+   * set for collect_list: a freer that told an abandoned page may push its block only
+   * after the page is adopted below and marked FULL again, and that late block is what
+   * the bit is there to fetch. (Read before adopting, which may free the segment.) */
   atomic_store_explicit(&segment->owner_heap, heap, memory_order_seq_cst);
-  atomic_exchange_explicit(&segment->notify_pages, 0, memory_order_seq_cst);
+  if (atomic_load_explicit(&segment->notify_pages, memory_order_seq_cst) != 0)
+    atomic_store_explicit(&heap->notified, 1, memory_order_release);
   heap_list_update(heap, segment);
   /* Adopting the last live page may free it and with it the segment: stop there. */
   int remaining = segment->live_pages;
