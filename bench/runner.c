@@ -14,7 +14,9 @@
  * system) and peak RSS from the rusage that wait4 returns. Allocators are
  * interleaved (A B C ... A B C) so that a slow minute on a shared machine hurts
  * them all alike, and the median of the repetitions is reported. A run whose
- * checksum differs from glibc's is a failure and never a result.
+ * checksum differs from glibc's is a failure and never a result. Workloads
+ * whose threads each do the same work whatever their number also run on one
+ * thread, in the same rotation, for the thread scaling table.
  *
  * The real-program workloads are scripts in bench/progs that follow a small
  * protocol (see bench/README.md): they get BENCH_* variables, run the program
@@ -53,8 +55,11 @@ enum { MAX_ALLOCS = 12, MAX_REPS = 64, MAX_WORKLOADS = 32, MAX_PHASES = 8 };
 
 /* ------------------------------------------------------------ the tables */
 
-/* How many threads a workload runs: the THREADS given, one, or at least two. */
-enum { T_GIVEN, T_ONE, T_TWO };
+/* How many threads a workload runs: the THREADS given, one, or at least two.
+ * T_GIVEN_SAME_WORK is the THREADS given too, but each thread does the same
+ * independent work whatever their number, so the workload also runs on one
+ * thread and the report shows how its throughput scales (thread_scaling). */
+enum { T_GIVEN, T_ONE, T_TWO, T_GIVEN_SAME_WORK };
 
 /* What a workload is measured for: time (the three tables), or the memory it
  * holds phase by phase (the memory section; run by make bench-memory and by a
@@ -74,13 +79,13 @@ typedef struct {
 
 static workload_t workloads[] = {
     { "churn", NULL, T_ONE, TIMED, "small-object churn in one thread (8-512 B), interpreter-like", 0, 0, "" },
-    { "mix", NULL, T_GIVEN, TIMED, "long-lived tree and table, short-lived trees and lists", 0, 0, "" },
+    { "mix", NULL, T_GIVEN_SAME_WORK, TIMED, "long-lived tree and table, short-lived trees and lists", 0, 0, "" },
     { "server", NULL, T_GIVEN, TIMED, "working sets, random replacement, batches freed by another thread", 0, 0, "" },
     { "prodcons", NULL, T_TWO, TIMED, "producer/consumer ring: every block freed by another thread", 0, 0, "" },
     { "cache", NULL, T_TWO, TIMED, "false sharing: small objects handed over and written hard", 0, 0, "" },
-    { "realloc", NULL, T_GIVEN, TIMED, "strings and vectors grown by realloc from bytes to MiB", 0, 0, "" },
-    { "large", NULL, T_GIVEN, TIMED, "64 KiB-64 MiB blocks touched sparsely, freed out of order", 0, 0, "" },
-    { "aligned", NULL, T_GIVEN, TIMED, "posix_memalign and aligned_alloc, 16 B-4 KiB alignments", 0, 0, "" },
+    { "realloc", NULL, T_GIVEN_SAME_WORK, TIMED, "strings and vectors grown by realloc from bytes to MiB", 0, 0, "" },
+    { "large", NULL, T_GIVEN_SAME_WORK, TIMED, "64 KiB-64 MiB blocks touched sparsely, freed out of order", 0, 0, "" },
+    { "aligned", NULL, T_GIVEN_SAME_WORK, TIMED, "posix_memalign and aligned_alloc, 16 B-4 KiB alignments", 0, 0, "" },
     { "threads", NULL, T_GIVEN, TIMED, "short-lived threads allocating and exiting", 0, 0, "" },
     { "fragment", NULL, T_ONE, TIMED, "fragmenting pattern: peak and final RSS", 0, 0, "" },
     { "thrash", NULL, T_ONE, TIMED, "64 blocks of 1 MiB allocated, written in full and freed, in a loop", 0, 0, "" },
@@ -767,10 +772,22 @@ static void machine_table(FILE *f, const machine_t *m)
 
 static cell_t cells[NWORKLOADS][MAX_ALLOCS];
 
+/* The same workloads run on one thread, for thread scaling: a row of their
+ * own, since their checksums differ from those on the threads given. */
+static cell_t one_thread_cells[NWORKLOADS][MAX_ALLOCS];
+
 /* Whether a workload has a row in the timed tables and the chart. */
 static int shown(const workload_t *w)
 {
     return w->available && w->kind == TIMED;
+}
+
+/* Whether a workload also runs on one thread and has a row in the thread
+ * scaling table: only in the comparison, and only with threads to compare. */
+static int measures_scaling(const workload_t *w)
+{
+    return shown(w) && w->threads == T_GIVEN_SAME_WORK && cfg.threads >= 2 &&
+           !strcmp(cfg.mode, "run");
 }
 
 /* The median of one field of a phase over a cell's runs. */
@@ -831,21 +848,41 @@ static double ratio(int w, int a, int metric)
     return y > 0 ? x / y : NAN;
 }
 
-/* Geometric mean of an allocator's ratios over the workloads where it and
- * glibc both succeeded; *count says over how many. */
-static double geomean(int a, int metric, int *count)
+/* Geometric mean of the values of one column, one per workload; NAN (a
+ * failure, or no row) is left out, and *count says how many were not. */
+static double geomean_of(const double value[NWORKLOADS], int *count)
 {
     double s = 0;
     int n = 0;
     for (size_t w = 0; w < NWORKLOADS; w++) {
-        double r = shown(&workloads[w]) ? ratio((int)w, a, metric) : NAN;
-        if (r > 0) {
-            s += log(r);
+        if (value[w] > 0) {
+            s += log(value[w]);
             n++;
         }
     }
     *count = n;
     return n ? exp(s / n) : NAN;
+}
+
+/* Geometric mean of an allocator's ratios over the workloads where it and
+ * glibc both succeeded; *count says over how many. */
+static double geomean(int a, int metric, int *count)
+{
+    double value[NWORKLOADS];
+    for (size_t w = 0; w < NWORKLOADS; w++)
+        value[w] = shown(&workloads[w]) ? ratio((int)w, a, metric) : NAN;
+    return geomean_of(value, count);
+}
+
+/* A geometric mean row's cell: "(n of total)" when failures are left out. */
+static void geomean_cell(FILE *f, double mean, int n, int total)
+{
+    if (n == 0)
+        fprintf(f, " - |");
+    else if (n < total)
+        fprintf(f, " **%.2f** (%d of %d) |", mean, n, total);
+    else
+        fprintf(f, " **%.2f** |", mean);
 }
 
 static int shown_count(void)
@@ -894,12 +931,7 @@ static void metric_table(FILE *f, int metric)
     for (int a = 1; a < cfg.nalloc; a++) {
         int n;
         double g = geomean(a, metric, &n);
-        if (n == 0)
-            fprintf(f, " - |");
-        else if (n < total)
-            fprintf(f, " **%.2f** (%d of %d) |", g, n, total);
-        else
-            fprintf(f, " **%.2f** |", g);
+        geomean_cell(f, g, n, total);
     }
     fprintf(f, "\n\n");
 }
@@ -1230,6 +1262,66 @@ static void variants_section(FILE *f)
     fprintf(f, "\n");
 }
 
+/* How many times its throughput on one thread an allocator reaches on the
+ * threads given, in a workload where each thread does the same work:
+ * threads * wall on one thread / wall on the threads given (ideal: threads).
+ * NAN when a run on either failed. */
+static double thread_scaling(int w, int a)
+{
+    const cell_t *many = &cells[w][a], *one = &one_thread_cells[w][a];
+    if (many->failed || one->failed || !many->nrun || !one->nrun || !(many->wall > 0))
+        return NAN;
+    return cfg.threads * one->wall / many->wall;
+}
+
+/* Thread scaling: each allocator's throughput on the threads given against
+ * its own on one thread, for the workloads whose work grows with the threads. */
+static void thread_scaling_section(FILE *f, const machine_t *m)
+{
+    int rows = 0;
+    for (size_t w = 0; w < NWORKLOADS; w++)
+        rows += measures_scaling(&workloads[w]);
+    if (!rows)
+        return;
+    fprintf(f, "### Thread scaling\n\nIn these workloads each thread does the same work "
+               "however many threads there are, so they also ran on 1 thread, interleaved with "
+               "the runs above (%s per cell). A cell is the throughput on %d threads as a "
+               "multiple of the throughput on one: %d × the median wall time on 1 thread / the "
+               "median wall time on %d threads. The ideal is %d, every thread as fast as alone; "
+               "1 means %d threads get no more done than one. Higher is better. It is not a "
+               "ratio to glibc: each allocator is compared with itself. The machine bounds it "
+               "too (%d cores online, shared with whatever else ran; see the load average). `~`: "
+               "the runs on either thread count spread over more than 10%% of their median. "
+               "FAIL: a run on either failed (see Failures).\n\n",
+            runs_phrase(cfg.reps), cfg.threads, cfg.threads, cfg.threads, cfg.threads,
+            cfg.threads, m->cores);
+    alloc_header(f, "workload");
+    for (size_t w = 0; w < NWORKLOADS; w++) {
+        if (!measures_scaling(&workloads[w]))
+            continue;
+        fprintf(f, "| %s |", workloads[w].name);
+        for (int a = 0; a < cfg.nalloc; a++) {
+            double x = thread_scaling((int)w, a);
+            int noisy = cells[w][a].spread > 0.10 || one_thread_cells[w][a].spread > 0.10;
+            if (x > 0)
+                fprintf(f, " %s%.2f |", noisy ? "~" : "", x);
+            else
+                fprintf(f, " **FAIL** |");
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "| **geometric mean** |");
+    for (int a = 0; a < cfg.nalloc; a++) {
+        double value[NWORKLOADS];
+        for (size_t w = 0; w < NWORKLOADS; w++)
+            value[w] = measures_scaling(&workloads[w]) ? thread_scaling((int)w, a) : NAN;
+        int n;
+        double mean = geomean_of(value, &n);
+        geomean_cell(f, mean, n, rows);
+    }
+    fprintf(f, "\n\n");
+}
+
 static void write_markdown(FILE *f, const machine_t *m, double elapsed, int failures)
 {
     int memory_mode = !strcmp(cfg.mode, "memory"), mem_reps = 0;
@@ -1253,6 +1345,7 @@ static void write_markdown(FILE *f, const machine_t *m, double elapsed, int fail
         for (int metric = 0; metric < 3; metric++)
             metric_table(f, metric);
         variants_section(f);
+        thread_scaling_section(f, m);
         fragment_section(f);
     } else {
         fprintf(f, "\n");
@@ -1282,10 +1375,14 @@ static void write_markdown(FILE *f, const machine_t *m, double elapsed, int fail
     if (!failures)
         fprintf(f, "None: every run finished and printed glibc's checksum.\n");
     for (size_t w = 0; w < NWORKLOADS; w++)
-        for (int a = 0; a < cfg.nalloc; a++)
+        for (int a = 0; a < cfg.nalloc; a++) {
             if (workloads[w].available && cells[w][a].failed)
                 fprintf(f, "- %s under %s: %s\n", workloads[w].name, cfg.alloc[a].name,
                         cells[w][a].why);
+            if (workloads[w].available && one_thread_cells[w][a].failed)
+                fprintf(f, "- %s under %s on 1 thread (thread scaling): %s\n",
+                        workloads[w].name, cfg.alloc[a].name, one_thread_cells[w][a].why);
+        }
 }
 
 /* ----------------------------------------------------------------- SVG */
@@ -1412,14 +1509,26 @@ static void print_cell_progress(size_t w, int tty)
             fprintf(stderr, "  %s %.3fs %.2fx", cfg.alloc[a].name, c->wall, ratio((int)w, a, 0));
     }
     fprintf(stderr, "\n");
+    if (!measures_scaling(&workloads[w]))
+        return;
+    fprintf(stderr, "%-12s thread scaling (ideal %d):", "", cfg.threads);
+    for (int a = 0; a < cfg.nalloc; a++) {
+        double x = thread_scaling((int)w, a);
+        if (x > 0)
+            fprintf(stderr, "  %s %.2f", cfg.alloc[a].name, x);
+        else
+            fprintf(stderr, "  %s FAIL", cfg.alloc[a].name);
+    }
+    fprintf(stderr, "\n");
 }
 
-/* Record one run in its cell: a failure, or a checksum unlike glibc's, fails
- * the cell for good. Returns whether the cell is still good. */
-static int record(size_t w, int a, const run_t *r)
+/* Record one run in its cell of a workload's row (cells[w], or
+ * one_thread_cells[w]): a failure, or a checksum unlike glibc's in the same
+ * row, fails the cell for good. Returns whether the cell is still good. */
+static int record(cell_t row[MAX_ALLOCS], int a, const run_t *r)
 {
-    cell_t *c = &cells[w][a];
-    cell_t *g = &cells[w][0];
+    cell_t *c = &row[a];
+    cell_t *g = &row[0];
     if (!r->ok) {
         c->failed = 1;
         snprintf(c->why, sizeof c->why, "%s", r->error);
@@ -1451,12 +1560,15 @@ static int record(size_t w, int a, const run_t *r)
     return 1;
 }
 
-static int failures_count(void)
+/* Failed cells, those of the runs on one thread included; only_ours counts
+ * only vmalloc's (and its variants') and glibc's. */
+static int failures_count(int only_ours)
 {
     int n = 0;
     for (size_t w = 0; w < NWORKLOADS; w++)
         for (int a = 0; a < cfg.nalloc; a++)
-            n += workloads[w].available && cells[w][a].failed;
+            if (workloads[w].available && (a == 0 || cfg.alloc[a].ours || !only_ours))
+                n += cells[w][a].failed + one_thread_cells[w][a].failed;
     return n;
 }
 
@@ -1514,27 +1626,37 @@ static int bench_main(void)
             run_one(&workloads[w], &cfg.alloc[0], cfg.scale, cfg.threads, 0, &r);
         }
         int reps = workloads[w].kind == MEMORY ? cfg.mem_reps : cfg.reps;
+        /* For thread scaling, each allocator on one thread is one more column
+         * in the rotation: A B C, then A B C on one thread, every repetition. */
+        int passes = measures_scaling(&workloads[w]) ? 2 : 1;
         for (int rep = 0; rep < reps; rep++) {
-            for (int a = 0; a < cfg.nalloc; a++) {
-                if (cells[w][a].failed)
-                    continue;
-                if (tty)
-                    fprintf(stderr, "\r%-12s run %d of %d, %-10s", workloads[w].name, rep + 1,
-                            reps, cfg.alloc[a].name);
-                run_t r;
-                run_one(&workloads[w], &cfg.alloc[a], cfg.scale, cfg.threads, 0, &r);
-                record(w, a, &r);
+            for (int pass = 0; pass < passes; pass++) {
+                cell_t *row = pass ? one_thread_cells[w] : cells[w];
+                int threads = pass ? 1 : cfg.threads;
+                for (int a = 0; a < cfg.nalloc; a++) {
+                    if (row[a].failed)
+                        continue;
+                    if (tty)
+                        fprintf(stderr, "\r%-12s run %d of %d, %-10s%-12s", workloads[w].name,
+                                rep + 1, reps, cfg.alloc[a].name, pass ? " on 1 thread" : "");
+                    run_t r;
+                    run_one(&workloads[w], &cfg.alloc[a], cfg.scale, threads, 0, &r);
+                    record(row, a, &r);
+                }
             }
         }
-        for (int a = 0; a < cfg.nalloc; a++)
+        for (int a = 0; a < cfg.nalloc; a++) {
             summarize(&cells[w][a]);
+            if (passes == 2)
+                summarize(&one_thread_cells[w][a]);
+        }
         print_cell_progress(w, tty);
     }
     double elapsed = vm_measure_now() - start;
     char buf[256];
     slurp("/proc/loadavg", buf, sizeof buf);
     snprintf(m.load1, sizeof m.load1, "%.*s", 14, buf);
-    int failures = failures_count();
+    int failures = failures_count(0);
 
     fprintf(stdout, "\n");
     write_markdown(stdout, &m, elapsed, failures);
@@ -1584,11 +1706,7 @@ static int bench_main(void)
     }
     /* A peer's failure is its own finding, reported in the table; the exit
      * status says whether vmalloc (or the glibc reference) failed. */
-    int ours = 0;
-    for (size_t w = 0; w < NWORKLOADS; w++)
-        for (int a = 0; a < cfg.nalloc; a++)
-            if (workloads[w].available && cells[w][a].failed && (a == 0 || cfg.alloc[a].ours))
-                ours++;
+    int ours = failures_count(1);
     if (failures)
         fprintf(stderr, "runner: %d failed cells, %d of them vmalloc's or glibc's (see Failures)\n",
                 failures, ours);
@@ -1629,7 +1747,7 @@ static int smoke_main(void)
         for (int a = 0; a < cfg.nalloc; a++) {
             run_t r;
             run_one(x, &cfg.alloc[a], cfg.scale, cfg.threads, 0, &r);
-            if (!record(w, a, &r) && a == 0) {
+            if (!record(cells[w], a, &r) && a == 0) {
                 printf("FAIL %-12s glibc: %s\n", x->name, cells[w][0].why);
                 failed++;
                 break;
