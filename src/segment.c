@@ -19,6 +19,7 @@ static size_t cache_count;
 static size_t abandoned_count;
 static vm_segment_t *huge_list; /* every huge block's mapping */
 static size_t huge_count, huge_bytes;
+static size_t huge_recent_peak; /* the most huge bytes in use since the cache last expired */
 static vm_segment_t *huge_cache; /* freed huge mappings kept for reuse, newest first */
 static size_t huge_cache_bytes;
 static void huge_cache_expire(int64_t before, bool force); /* with the huge blocks, below */
@@ -437,10 +438,26 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
 
 /* ---- huge blocks ------------------------------------------------------------------- */
 
-/* Freed huge mappings are kept, up to this many bytes, for a program that frees and
- * allocates big blocks in a loop: reusing one costs no mmap and no page fault. Each is
- * unmapped once unused for VMALLOC_PURGE_DELAY_MS (see purge_all) or by a trim. */
+/* Freed huge mappings (of up to half this size) are kept for a program that frees and
+ * allocates big blocks in a loop: reusing one costs no mmap and no page fault. The cache
+ * holds this many bytes, or more when a loop needs more: as many as the huge blocks in
+ * use fell short of their recent peak, which is what allocating them all again takes.
+ * Each is unmapped once unused for VMALLOC_PURGE_DELAY_MS (see purge_all) or by a trim,
+ * and the peak then falls to what is still mapped. */
 #define HUGE_CACHE_BYTES ((size_t)32 << 20)
+
+/* How many bytes the cache may hold now (segments_lock held). */
+static size_t huge_cache_limit(void) {
+  size_t shortfall = huge_recent_peak - huge_bytes;
+  return shortfall > HUGE_CACHE_BYTES ? shortfall : HUGE_CACHE_BYTES;
+}
+
+/* Notes a new total of huge bytes in use (segments_lock held). */
+static void huge_bytes_set(size_t bytes) {
+  huge_bytes = bytes;
+  if (bytes > huge_recent_peak)
+    huge_recent_peak = bytes;
+}
 
 /* Takes a mapping off the huge cache (segments_lock held), onto *doomed if given. */
 static void huge_uncache(vm_segment_t *segment, vm_segment_t **doomed) {
@@ -454,7 +471,7 @@ static void huge_uncache(vm_segment_t *segment, vm_segment_t **doomed) {
 
 /* Takes the oldest cached mappings off the cache until `room` more bytes fit (lock held). */
 static void huge_cache_evict(size_t room, vm_segment_t **doomed) {
-  while (huge_cache != NULL && huge_cache_bytes + room > HUGE_CACHE_BYTES) {
+  while (huge_cache != NULL && huge_cache_bytes + room > huge_cache_limit()) {
     vm_segment_t *oldest = huge_cache;
     while (oldest->next != NULL)
       oldest = oldest->next;
@@ -489,6 +506,7 @@ static void huge_cache_expire(int64_t before, bool force) {
     if (force || s->cached_since_ms <= before)
       huge_uncache(s, &doomed);
   }
+  huge_recent_peak = huge_bytes + huge_cache_bytes;
   vm_unlock(&segments_lock);
   unmap_segments(doomed);
 }
@@ -541,7 +559,7 @@ void vm_segment_huge_attach(vm_segment_t *segment) {
   vm_lock(&segments_lock);
   list_push(&huge_list, segment, ON_NO_LIST);
   huge_count++;
-  huge_bytes += segment->size;
+  huge_bytes_set(huge_bytes + segment->size);
   vm_unlock(&segments_lock);
 }
 
@@ -552,7 +570,7 @@ bool vm_segment_huge_resize(vm_segment_t *segment, size_t new_size) {
   if (!vm_os_resize_in_place(segment, old_size, new_size))
     return false;
   vm_lock(&segments_lock); /* the census reads size and huge_bytes under it */
-  huge_bytes = huge_bytes - old_size + new_size;
+  huge_bytes_set(huge_bytes - old_size + new_size);
   segment->size = new_size;
   vm_unlock(&segments_lock);
   return true;

@@ -290,7 +290,7 @@ static void test_aligned_huge_block_reusing_a_freed_mapping(void **state)
                      size, freed, usable);
         check_aligned_block(block, alignment, size, "aligned_alloc after a huge free");
     }
-    assert_int_equal(mallopt(M_MMAP_THRESHOLD, 2 << 20), 1);
+    assert_int_equal(mallopt(M_MMAP_THRESHOLD, 1 << 20), 1);
 }
 
 static void test_free_sized(void **state)

@@ -192,7 +192,8 @@ static void *grow_large_block(void *arg)
     unsigned char *block = malloc(size);
     assert_non_null(block);
     pattern_fill_range(block, 0, size, 7);
-    for (size_t n = 256 << 10; n <= (1536 << 10); n += 64 << 10) {
+    /* up to 768 KiB: large blocks (VMALLOC_MMAP_THRESHOLD is 1 MiB), with room to grow */
+    for (size_t n = 256 << 10; n <= (768 << 10); n += 64 << 10) {
         unsigned char *before = block;
         block = resize_and_check(block, &size, n, 7);
         if (block != before)
@@ -201,7 +202,7 @@ static void *grow_large_block(void *arg)
     unsigned char *neighbour = malloc(200 << 10);
     assert_non_null(neighbour);
     unsigned char *before = block;
-    block = resize_and_check(block, &size, size + (512 << 10), 7);
+    block = resize_and_check(block, &size, size + (192 << 10), 7);
     if (block == before && neighbour < block + size && neighbour >= before)
         fail_msg("realloc grew a large block over its neighbour %p", (void *)neighbour);
     free(neighbour);

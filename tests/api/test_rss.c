@@ -169,23 +169,31 @@ static long minor_faults(void) {
 }
 
 /* Huge blocks freed and allocated again in a loop are reused, not mapped and faulted in
- * anew every time: the loop takes few more faults than one block has pages. */
-static int huge_loop_child(size_t min, size_t max) {
-  (void)max;
-  size_t pages = min / 4096;
+ * anew every time: the loop takes few more faults than its first round. `count` blocks
+ * of `size` bytes a round; more of them than the cache's 32 MiB floor is the loop whose
+ * peak the cache must follow. */
+static int huge_loop_child(size_t size, size_t count) {
+  enum { ROUNDS = 12, MAX_COUNT = 32 };
+  size_t pages = count * (size / 4096);
+  unsigned char *blocks[MAX_COUNT];
+  if (count > MAX_COUNT)
+    return 2;
   long before = minor_faults();
-  for (int round = 0; round < 40; round++) {
-    unsigned char *p = malloc(min);
-    if (p == NULL)
-      return 2;
-    for (size_t i = 0; i < min; i += 4096)
-      p[i] = (unsigned char)round;
-    free(p);
+  for (int round = 0; round < ROUNDS; round++) {
+    for (size_t i = 0; i < count; i++) {
+      blocks[i] = malloc(size);
+      if (blocks[i] == NULL)
+        return 2;
+      for (size_t offset = 0; offset < size; offset += 4096)
+        blocks[i][offset] = (unsigned char)round;
+    }
+    for (size_t i = 0; i < count; i++)
+      free(blocks[i]);
   }
   long faults = minor_faults() - before;
-  fprintf(stderr, "  40 rounds of a %zu MiB block: %ld page faults (%zu pages a block)\n",
-          min >> 20, faults, pages);
-  return faults < (long)(3 * pages) ? 0 : 3;
+  fprintf(stderr, "  %d rounds of %zu blocks of %zu MiB: %ld page faults (%zu pages a round)\n",
+          ROUNDS, count, size >> 20, faults, pages);
+  return faults < (long)(2 * pages) ? 0 : 3;
 }
 
 /* ...and the ones kept for reuse go back once unused for the purge delay. */
@@ -231,7 +239,11 @@ static void calloc_after_purge(void **state) {
 }
 static void huge_blocks_reused_in_a_loop(void **state) {
   (void)state;
-  run_in_child(huge_loop_child, 8 << 20, 0);
+  run_in_child(huge_loop_child, 8 << 20, 1);
+}
+static void many_huge_blocks_reused_in_a_loop(void **state) {
+  (void)state;
+  run_in_child(huge_loop_child, 3 << 20, 24); /* 72 MiB a round */
 }
 static void trim_huge_blocks(void **state) {
   (void)state;
@@ -251,7 +263,8 @@ int main(void) {
       cmocka_unit_test(trim_small_blocks),      cmocka_unit_test(trim_large_blocks),
       cmocka_unit_test(schedule_small_blocks),  cmocka_unit_test(schedule_large_blocks),
       cmocka_unit_test(calloc_after_purge),     cmocka_unit_test(mlockall_keeps_working),
-      cmocka_unit_test(huge_blocks_reused_in_a_loop), cmocka_unit_test(trim_huge_blocks),
+      cmocka_unit_test(huge_blocks_reused_in_a_loop),
+      cmocka_unit_test(many_huge_blocks_reused_in_a_loop), cmocka_unit_test(trim_huge_blocks),
       cmocka_unit_test(huge_blocks_kept_for_reuse_go_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

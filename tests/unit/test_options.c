@@ -113,7 +113,7 @@ static void a_set_id_process_ignores_the_environment(void **state) {
   assert_int_equal(vm_option(VM_OPTION_SEGMENT_CACHE), 8);
   assert_int_equal(vm_option(VM_OPTION_STATS), 0);
   assert_string_equal(vm_option_text(VM_OPTION_STATS_FILE), file_before);
-  assert_int_equal(vm_option(VM_OPTION_MMAP_THRESHOLD), 2 << 20);
+  assert_int_equal(vm_option(VM_OPTION_MMAP_THRESHOLD), 1 << 20);
   /* the same environment, not set-id: read */
   char out[512];
   init_capturing_stderr(env, out, sizeof out);
@@ -123,7 +123,7 @@ static void a_set_id_process_ignores_the_environment(void **state) {
   assert_int_equal(lines(out), 1); /* VMALLOC_CHECK=bad */
   vm_option_set(VM_OPTION_SEGMENT_CACHE, 8);
   vm_option_set(VM_OPTION_STATS, 0);
-  vm_option_set(VM_OPTION_MMAP_THRESHOLD, 2 << 20);
+  vm_option_set(VM_OPTION_MMAP_THRESHOLD, 1 << 20);
 }
 
 static void print_options(void *fd) { vm_options_print(*(int *)fd); }
