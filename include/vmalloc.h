@@ -45,7 +45,7 @@ int vmalloc_memory(vmalloc_memory_t *out);
  * the heap finds now and says that the counters are off. Returns 0. */
 int vmalloc_stats_print(int fd);
 
-/* Room for every size class: vmalloc has 48 today (class_count says how many). */
+/* Room for every size class: vmalloc has 63 today (class_count says how many). */
 #define VMALLOC_STATS_MAX_CLASSES 64
 
 /* One size class, or all large or all huge blocks. The figures marked "counted" are

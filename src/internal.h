@@ -124,7 +124,8 @@ VM_INLINE bool vm_registry_contains(const void *p) {
 extern const uint32_t vm_class_size[VM_CLASS_COUNT + 1];
 extern const uint8_t vm_class_slices[VM_CLASS_COUNT + 1];
 /* The smallest class whose blocks hold n bytes, n <= VM_MEDIUM_MAX. No loop, no table. */
-/* (1 KiB, 8 KiB] has eight classes per doubling, the rest four; see sizeclass.c */
+/* (1 KiB, 8 KiB] has nine classes per doubling (the first 2^k + 2^(k-4), then eight
+ * 2^(k-3) apart), the rest four; see sizeclass.c */
 #define VM_FINE_FIRST_LOG2 10
 #define VM_FINE_LAST_LOG2 12
 VM_INLINE unsigned vm_class_of(size_t n) {
@@ -135,9 +136,12 @@ VM_INLINE unsigned vm_class_of(size_t n) {
   unsigned fine_before = log2 <= VM_FINE_FIRST_LOG2  ? 0u
                          : log2 > VM_FINE_LAST_LOG2 ? VM_FINE_LAST_LOG2 - VM_FINE_FIRST_LOG2 + 1u
                                                     : log2 - VM_FINE_FIRST_LOG2;
-  unsigned first = 8u + (log2 - 7u) * 4u + fine_before * 4u + 1u; /* the doubling's first */
-  if (log2 >= VM_FINE_FIRST_LOG2 && log2 <= VM_FINE_LAST_LOG2)
-    return first + (unsigned)((w >> (log2 - 3)) & 7);
+  unsigned first = 8u + (log2 - 7u) * 4u + fine_before * 5u + 1u; /* the doubling's first */
+  if (log2 >= VM_FINE_FIRST_LOG2 && log2 <= VM_FINE_LAST_LOG2) {
+    if (w < ((size_t)17 << (log2 - 4)))
+      return first;
+    return first + 1u + (unsigned)((w >> (log2 - 3)) & 7);
+  }
   return first + (unsigned)((w >> (log2 - 2)) & 3);
 }
 

@@ -28,7 +28,7 @@ static bool transparent_huge_pages;
 
 static void restore_errno(const int *saved) { errno = *saved; }
 /* Opens a function that calls the kernel: errno is restored on every way out. */
-#define KEEP_ERRNO int saved_errno __attribute__((cleanup(restore_errno))) = errno
+#define KEEP_ERRNO int saved_errno __attribute__((cleanup(restore_errno), unused)) = errno
 
 /* Reads a small decimal number from a /proc file without stdio; -1 if it can't. */
 static long read_proc_number(const char *path) {

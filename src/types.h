@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VM_CLASS_COUNT 60 /* classes 1..60; 0 means "one block per page" */
+#define VM_CLASS_COUNT 63 /* classes 1..63; 0 means "one block per page" */
 
 /* A spinlock: no allocation, and trivially reset in a fork child (see internal.h). */
 typedef struct {
