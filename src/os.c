@@ -15,6 +15,8 @@ vm_os_stats_t vm_os_stats;
 static size_t page_size = 4096;
 /* Where the next aligned reservation is likely to fit: mapping there first avoids the
  * over-reserve-and-trim dance on most calls. */
+/* Where the last aligned mapping began: the next is tried just below it (see
+ * vm_os_reserve_aligned). */
 static _Atomic(uintptr_t) aligned_hint;
 /* MADV_FREE needs Linux 4.5; after one EINVAL we use MADV_DONTNEED for good. */
 static atomic_bool madv_free_unsupported;
@@ -70,12 +72,19 @@ size_t vm_os_page_size(void) { return page_size; }
 
 /* Maps address space: readable and writable, or under strict overcommit (when `reserve`
  * asks for it) inaccessible and uncharged until vm_os_commit. */
-static void *map_anonymous(void *hint, size_t size, bool reserve) {
+/* Maps size bytes, at exactly `at` if given and that range is free (else NULL, or, on a
+ * kernel older than 4.17 that does not know MAP_FIXED_NOREPLACE, somewhere else). */
+static void *map_anonymous(void *at, size_t size, bool reserve) {
   KEEP_ERRNO;
   STAT_ADD(mmap_calls, 1);
   bool inaccessible = reserve && strict_commit;
-  void *p = mmap(hint, size, inaccessible ? PROT_NONE : PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+#ifdef MAP_FIXED_NOREPLACE
+  int exactly = at != NULL ? MAP_FIXED_NOREPLACE : 0;
+#else
+  int exactly = 0; /* old headers: `at` is a hint, which the caller checks */
+#endif
+  void *p = mmap(at, size, inaccessible ? PROT_NONE : PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | exactly, -1, 0);
   if (p == MAP_FAILED)
     return NULL;
   STAT_ADD(reserved_bytes, size);
@@ -98,14 +107,18 @@ void *vm_os_map(size_t size) { return map_anonymous(NULL, vm_align_up(size, page
  * and strict overcommit, the memory must be committed (vm_os_commit) before use. */
 void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve) {
   size = vm_align_up(size, page_size);
-  uintptr_t hint = atomic_load_explicit(&aligned_hint, memory_order_relaxed);
-  if (hint != 0) {
-    void *p = map_anonymous((void *)hint, size, reserve);
-    if (p != NULL && ((uintptr_t)p & (alignment - 1)) == 0) {
-      atomic_store_explicit(&aligned_hint, (uintptr_t)p + size, memory_order_relaxed);
+  /* The kernel hands out addresses top down, so the range just below our last aligned
+   * mapping is usually free: one mmap there, instead of a bigger one trimmed at both
+   * ends (three system calls, each taking the process's mapping lock for writing). */
+  uintptr_t below = atomic_load_explicit(&aligned_hint, memory_order_relaxed);
+  if (below > size + alignment) {
+    uint8_t *at = (uint8_t *)((below - size) & ~(uintptr_t)(alignment - 1));
+    uint8_t *p = map_anonymous(at, size, reserve);
+    if (p == at) {
+      atomic_store_explicit(&aligned_hint, (uintptr_t)p, memory_order_relaxed);
       return p;
     }
-    if (p != NULL)
+    if (p != NULL) /* a kernel that took the address as a hint only */
       unmap(p, size);
   }
   if (size + alignment < size)
@@ -116,7 +129,7 @@ void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve) {
   uint8_t *aligned = (uint8_t *)vm_align_up((uintptr_t)raw, alignment);
   unmap(raw, (size_t)(aligned - raw));
   unmap(aligned + size, (size_t)(raw + size + alignment - (aligned + size)));
-  atomic_store_explicit(&aligned_hint, (uintptr_t)aligned + size, memory_order_relaxed);
+  atomic_store_explicit(&aligned_hint, (uintptr_t)aligned, memory_order_relaxed);
   return aligned;
 }
 
