@@ -9,14 +9,32 @@ static void foreign_flush(vm_heap_t *heap);
 
 /* ---- class queues ------------------------------------------------------------------ */
 
-/* The current page (the first of its queue) holds one extra count in `used`. */
+/* How many blocks page_extend carves at a time. */
+static size_t page_extend_count(const vm_page_t *page) {
+  size_t count = VM_EXTEND_BYTES / page->block_size;
+  return count < 1 ? 1 : count;
+}
+
+/* The current page (the first of its queue) holds one extra count in `used` while it is
+ * no bigger than one extension, so a malloc/free loop on it never empties it. Past that,
+ * the free that gives back its last block leaves the fast path (see vm_page_retire). */
+static void pin_hold(vm_page_t *page) {
+  page->pin_held = 1;
+  page->used++;
+}
+static void pin_release(vm_page_t *page) {
+  page->pin_held = 0;
+  page->used--;
+}
 static void pin(vm_page_t *page) {
   page->pinned = 1;
-  page->used++;
+  if (page->capacity <= page_extend_count(page))
+    pin_hold(page);
 }
 static void unpin(vm_page_t *page) {
   page->pinned = 0;
-  page->used--;
+  if (page->pin_held)
+    pin_release(page);
 }
 
 static void queue_unlink(vm_page_queue_t *queue, vm_page_t *page) {
@@ -116,6 +134,7 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->capacity = 0;
   page->used = 0;
   page->pinned = 0;
+  page->pin_held = 0;
   page->free = NULL;
   page->next = page->prev = NULL;
   atomic_store_explicit(vm_page_thread_free(page), 0, memory_order_relaxed);
@@ -126,9 +145,7 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
  * memory is touched as it is used. */
 static void page_extend(vm_page_t *page) {
   size_t size = page->block_size;
-  size_t count = VM_EXTEND_BYTES / size;
-  if (count < 1)
-    count = 1;
+  size_t count = page_extend_count(page);
   if (count > (size_t)(page->reserved - page->capacity))
     count = (size_t)(page->reserved - page->capacity);
   uint8_t *first = vm_page_area(vm_segment_of(page), page) + (size_t)page->capacity * size;
@@ -146,6 +163,8 @@ static void page_extend(vm_page_t *page) {
     page->free = (vm_block_t *)first;
   }
   page->capacity += (uint16_t)count;
+  if (page->pin_held && page->capacity > page_extend_count(page))
+    pin_release(page); /* every block is handed out: used stays above 0 */
 }
 
 /* Moves the blocks other threads freed onto the free list; returns how many. */
@@ -268,7 +287,7 @@ void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
     for (vm_page_t *page = heap->queues[c].first, *next; page != NULL; page = next) {
       next = page->next;
       vm_page_collect(page);
-      if (page->used == page->pinned && (force || !page->pinned)) {
+      if (page->used == page->pin_held && (force || !page->pinned)) {
         vm_page_queue_remove(heap, page);
         vm_segment_page_free(heap, page);
       }
@@ -336,10 +355,18 @@ void *vm_page_pop_last(vm_page_t *page, vm_block_t *block, vm_block_t *next) {
 
 /* ---- free, other than the fast path ------------------------------------------------ */
 
-/* A page whose last block came back goes back to its segment. (The current page of a
- * class never gets here: its pin keeps `used` above 0.) */
+/* A page whose last block came back goes back to its segment. So does the current page,
+ * unless it is the only page of its class: it then starts again from its first block.
+ * Either way its blocks go out next in address order, not in the order they were
+ * freed, and a page that held short-lived blocks does not stay current to take the
+ * long-lived ones allocated next, which would keep it from ever emptying again. */
 void vm_page_retire(vm_heap_t *heap, vm_page_t *page) {
-  vm_assert(1, !page->pinned);
+  if (page->pinned && page->next == NULL) {
+    page->free = NULL;
+    page->capacity = 0;
+    pin_hold(page);
+    return;
+  }
   if (page->class_idx != 0)
     vm_page_queue_remove(heap, page);
   vm_segment_page_free(heap, page);
@@ -564,5 +591,6 @@ bool vm_page_is_valid(const vm_page_t *page) {
     return false;
   if (!count_list(page, page->free, &free_count))
     return false;
-  return page->pinned <= 1 && page->used - page->pinned + free_count == page->capacity;
+  return page->pinned <= 1 && page->pin_held <= page->pinned &&
+         page->used - page->pin_held + free_count == page->capacity;
 }

@@ -644,7 +644,7 @@ void vm_segment_census(vm_census_t *census, bool measure) {
           __atomic_load_n(&page->slice_offset, __ATOMIC_RELAXED) != 0)
         continue;
       size_t used = (size_t)__atomic_load_n(&page->used, __ATOMIC_RELAXED) -
-                    __atomic_load_n(&page->pinned, __ATOMIC_RELAXED);
+                    __atomic_load_n(&page->pin_held, __ATOMIC_RELAXED);
       size_t block = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
       unsigned class_idx = __atomic_load_n(&page->class_idx, __ATOMIC_RELAXED);
       size_t span = (size_t)__atomic_load_n(&page->slice_count, __ATOMIC_RELAXED) *

@@ -46,10 +46,11 @@ typedef struct vm_block_s {
 /* One page: a run of slices serving one size class (or one large block).
  * Invariants, for a page in use:
  *   used = blocks handed out and not yet back on `free` (blocks on thread_free still
- *          count until collected), plus 1 while the page is the
- *          current page of its class (`pinned`): so a current page never reaches 0 on
- *          the free fast path, and a malloc/free loop on it never leaves the fast path;
- *   used - pinned + |free| = capacity <= reserved;
+ *          count until collected), plus 1 while the page is the current page of its
+ *          class (`pinned`) and no bigger than one extension (`pin_held`): so such a
+ *          page never reaches 0 on the free fast path, and a malloc/free loop on it
+ *          never leaves the fast path;
+ *   used - pin_held + |free| = capacity <= reserved; pin_held <= pinned;
  *   blocks [capacity, reserved) have never been handed out and are not on any list.
  * The owner thread alone writes the descriptor. Its thread_free (in the segment's
  * remote[], see vm_page_thread_free) any thread may push onto (one atomic CAS) and only
@@ -79,7 +80,8 @@ struct vm_page_s {
   vm_block_t *free __attribute__((aligned(64))); /* the owner's list (LIFO) */
   uint16_t used;
   uint16_t capacity;
-  uint8_t pinned;       /* 1 while the current page of its class (see used) */
+  uint8_t pinned;       /* 1 while the current page of its class */
+  uint8_t pin_held;     /* 1 while `used` holds the current page's extra count */
   vm_page_t *next;      /* in the owner's class queue */
   vm_page_t *prev;
 } __attribute__((aligned(64)));
