@@ -13,10 +13,8 @@
 
 vm_os_stats_t vm_os_stats;
 static size_t page_size = 4096;
-/* Where the next aligned reservation is likely to fit: mapping there first avoids the
- * over-reserve-and-trim dance on most calls. */
-/* Where the last aligned mapping began: the next is tried just below it (see
- * vm_os_reserve_aligned). */
+/* Where the last aligned mapping began: the next is tried just below it, which avoids
+ * the over-reserve-and-trim dance on most calls (see vm_os_reserve_aligned). */
 static _Atomic(uintptr_t) aligned_hint;
 /* MADV_FREE needs Linux 4.5; after one EINVAL we use MADV_DONTNEED for good. */
 static atomic_bool madv_free_unsupported;
@@ -71,9 +69,9 @@ int64_t vm_os_now_ms(void) {
 size_t vm_os_page_size(void) { return page_size; }
 
 /* Maps address space: readable and writable, or under strict overcommit (when `reserve`
- * asks for it) inaccessible and uncharged until vm_os_commit. */
-/* Maps size bytes, at exactly `at` if given and that range is free (else NULL, or, on a
- * kernel older than 4.17 that does not know MAP_FIXED_NOREPLACE, somewhere else). */
+ * asks for it) inaccessible and uncharged until vm_os_commit. With `at`, exactly there if
+ * that range is free (else NULL, or, on a kernel older than 4.17 that does not know
+ * MAP_FIXED_NOREPLACE, somewhere else, which the caller checks). */
 static void *map_anonymous(void *at, size_t size, bool reserve) {
   KEEP_ERRNO;
   STAT_ADD(mmap_calls, 1);

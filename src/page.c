@@ -18,6 +18,9 @@ static size_t page_extend_count(const vm_page_t *page) {
 /* The current page (the first of its queue) holds one extra count in `used` while it is
  * no bigger than one extension, so a malloc/free loop on it never empties it. Past that,
  * the free that gives back its last block leaves the fast path (see vm_page_retire). */
+static bool small_enough_to_hold_pin(const vm_page_t *page) {
+  return page->capacity <= page_extend_count(page);
+}
 static void pin_hold(vm_page_t *page) {
   page->pin_held = 1;
   page->used++;
@@ -28,7 +31,7 @@ static void pin_release(vm_page_t *page) {
 }
 static void pin(vm_page_t *page) {
   page->pinned = 1;
-  if (page->capacity <= page_extend_count(page))
+  if (small_enough_to_hold_pin(page))
     pin_hold(page);
 }
 static void unpin(vm_page_t *page) {
@@ -163,7 +166,7 @@ static void page_extend(vm_page_t *page) {
     page->free = (vm_block_t *)first;
   }
   page->capacity += (uint16_t)count;
-  if (page->pin_held && page->capacity > page_extend_count(page))
+  if (page->pin_held && !small_enough_to_hold_pin(page))
     pin_release(page); /* every block is handed out: used stays above 0 */
 }
 

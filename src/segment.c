@@ -604,7 +604,6 @@ void vm_segment_huge_free(vm_segment_t *segment) {
   unmap_segments(doomed);
 }
 
-
 /* ---- census and fork --------------------------------------------------------------- */
 
 static size_t slice_bytes(uint64_t mask) {
@@ -621,12 +620,10 @@ void vm_segment_census(vm_census_t *census, bool measure) {
   census->huge_bytes = huge_bytes;
   census->cached_segments = cache_count;
   census->cached_huge_bytes = huge_cache_bytes;
-  for (vm_segment_t *s = huge_cache; s != NULL; s = s->next)
-    if (measure)
-      census->resident_bytes += vm_os_resident_bytes(s, s->size);
   census->abandoned_segments = abandoned_count;
-  for (vm_segment_t *s = huge_list; s != NULL; s = s->next)
-    if (measure)
+  vm_segment_t *huge_mappings[] = {huge_list, huge_cache}; /* in use, and kept for reuse */
+  for (int l = 0; measure && l < 2; l++)
+    for (vm_segment_t *s = huge_mappings[l]; s != NULL; s = s->next)
       census->resident_bytes += vm_os_resident_bytes(s, s->size);
   for (vm_segment_t *s = all_segments; s != NULL; s = s->all_next) {
     census->segments++;

@@ -259,22 +259,6 @@ static inline int exit_code(int status)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Runs fn(arg) in a forked child (so limits and heap state stay there) and returns its
- * exit code, or 128 + the signal that killed it. */
-static inline int run_forked(int (*fn)(void *), void *arg)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0)
-        _exit(fn(arg));
-    int status;
-    if (waitpid(pid, &status, 0) != pid)
-        return -1;
-    return exit_code(status);
-}
-
 /* Runs fn(arg) in a forked child whose stderr goes into a pipe, read to the end: the
  * first err_size - 1 bytes into err (NUL-ended), what does not fit (all of it when err
  * is NULL) on to this process's stderr, so nothing the child says is lost and it never
@@ -320,6 +304,15 @@ static inline int run_captured(int (*fn)(void *), void *arg, char *err, size_t e
     if (pid_out != NULL)
         *pid_out = pid;
     return status;
+}
+
+/* Runs fn(arg) in a forked child (so limits and heap state stay there), its stderr passed
+ * on, and returns its exit code, or 128 + the signal that killed it; -1 if it could not
+ * be run. */
+static inline int run_forked(int (*fn)(void *), void *arg)
+{
+    int status = run_captured(fn, arg, NULL, 0, NULL);
+    return status < 0 ? -1 : exit_code(status);
 }
 
 /* What run_self hands its child: the arguments after the program's name and the
