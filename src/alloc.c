@@ -24,20 +24,17 @@ static void *heap_malloc(vm_heap_t *heap, size_t n) {
 }
 
 /* n bytes aligned to `alignment` (a power of two). Up to 64 KiB of alignment costs nothing
- * extra: page areas start at 64 KiB boundaries, and rounding n up to a multiple of the
- * alignment lands on a class whose size is such a multiple too (see sizeclass.c). */
+ * extra: page areas start at 64 KiB boundaries, and a class whose size is a multiple of
+ * the alignment has every block aligned (see sizeclass.c). */
 static void *heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment) {
   if (alignment <= VM_ALIGN)
     return heap_malloc(heap, n);
   if (n > VM_MAX_REQUEST)
     return NULL;
-  if (alignment <= VM_SLICE_SIZE) {
-    size_t rounded = vm_align_up(n == 0 ? 1 : n, alignment);
-    if (rounded <= VM_MEDIUM_MAX) {
-      void *p = heap_malloc(heap, rounded);
-      vm_assert(1, p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
-      return p;
-    }
+  if (alignment <= VM_SLICE_SIZE && vm_align_up(n, alignment) <= VM_MEDIUM_MAX) {
+    void *p = heap_malloc(heap, vm_class_size[vm_class_of_aligned(n, alignment)]);
+    vm_assert(1, p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
+    return p;
   }
   if (n <= vm_huge_threshold() && alignment <= VM_LARGE_MAX)
     return vm_large_malloc(heap, n, alignment);

@@ -42,6 +42,7 @@ void vm_init_process(void) {
   if (atomic_compare_exchange_strong(&early_state, &expected, INIT_RUNNING)) {
     vm_options_init(environ, getauxval(AT_SECURE) != 0);
     vm_os_init(vm_option(VM_OPTION_THP) != 0);
+    vm_sizeclass_init();
     vm_heap_secrets_init();
     vm_heap_process_init();
     atomic_store_explicit(&early_state, INIT_DONE, memory_order_release);

@@ -123,27 +123,22 @@ VM_INLINE bool vm_registry_contains(const void *p) {
 /* ---- sizeclass.c ------------------------------------------------------------------- */
 extern const uint32_t vm_class_size[VM_CLASS_COUNT + 1];
 extern const uint8_t vm_class_slices[VM_CLASS_COUNT + 1];
-/* The smallest class whose blocks hold n bytes, n <= VM_MEDIUM_MAX. No loop, no table. */
-/* (1 KiB, 8 KiB] has nine classes per doubling (the first 2^k + 2^(k-4), then eight
- * 2^(k-3) apart), the rest four; see sizeclass.c */
-#define VM_FINE_FIRST_LOG2 10
-#define VM_FINE_LAST_LOG2 12
+extern uint8_t vm_small_class[];
+void vm_sizeclass_init(void); /* fills vm_small_class; vm_init_process calls it */
+#define VM_SMALL_MAX 8192     /* the largest class of one-slice pages */
+#define VM_SMALL_CLASSES 47   /* classes 1..47 are those up to VM_SMALL_MAX */
+/* The smallest class whose blocks hold n bytes, n <= VM_MEDIUM_MAX: a table up to 8 KiB,
+ * above that four classes per doubling. */
 VM_INLINE unsigned vm_class_of(size_t n) {
-  if (n <= 128)
-    return n <= VM_ALIGN ? 1 : (unsigned)((n + VM_ALIGN - 1) / VM_ALIGN);
+  if (n <= VM_SMALL_MAX)
+    return vm_small_class[(n + VM_ALIGN - 1) / VM_ALIGN];
   size_t w = n - 1;
   unsigned log2 = 63u - (unsigned)__builtin_clzl(w); /* n in (2^log2, 2^(log2+1)] */
-  unsigned fine_before = log2 <= VM_FINE_FIRST_LOG2  ? 0u
-                         : log2 > VM_FINE_LAST_LOG2 ? VM_FINE_LAST_LOG2 - VM_FINE_FIRST_LOG2 + 1u
-                                                    : log2 - VM_FINE_FIRST_LOG2;
-  unsigned first = 8u + (log2 - 7u) * 4u + fine_before * 5u + 1u; /* the doubling's first */
-  if (log2 >= VM_FINE_FIRST_LOG2 && log2 <= VM_FINE_LAST_LOG2) {
-    if (w < ((size_t)17 << (log2 - 4)))
-      return first;
-    return first + 1u + (unsigned)((w >> (log2 - 3)) & 7);
-  }
-  return first + (unsigned)((w >> (log2 - 2)) & 3);
+  return VM_SMALL_CLASSES + 1u + (log2 - 13u) * 4u + (unsigned)((w >> (log2 - 2)) & 3);
 }
+/* The smallest class that holds n bytes in blocks aligned to `alignment` (a power of two,
+ * at most VM_SLICE_SIZE, with n rounded up to it at most VM_MEDIUM_MAX). */
+unsigned vm_class_of_aligned(size_t n, size_t alignment);
 
 /* ---- segment.c --------------------------------------------------------------------- */
 vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_slices);
