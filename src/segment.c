@@ -438,13 +438,14 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
 
 /* ---- huge blocks ------------------------------------------------------------------- */
 
-/* Freed huge mappings (of up to half this size) are kept for a program that frees and
- * allocates big blocks in a loop: reusing one costs no mmap and no page fault. The cache
- * holds this many bytes, or more when a loop needs more: as many as the huge blocks in
- * use fell short of their recent peak, which is what allocating them all again takes.
+/* Freed huge mappings (of up to HUGE_CACHE_MAPPING_MAX) are kept for a program that frees
+ * and allocates big blocks in a loop: reusing one costs no mmap and no page fault. The
+ * cache holds this many bytes, or more when a loop needs more: as many as the huge blocks
+ * in use fell short of their recent peak, which is what allocating them all again takes.
  * Each is unmapped once unused for VMALLOC_PURGE_DELAY_MS (see purge_all) or by a trim,
  * and the peak then falls to what is still mapped. */
 #define HUGE_CACHE_BYTES ((size_t)32 << 20)
+#define HUGE_CACHE_MAPPING_MAX ((size_t)64 << 20)
 
 /* How many bytes the cache may hold now (segments_lock held). */
 static size_t huge_cache_limit(void) {
@@ -479,9 +480,11 @@ static void huge_cache_evict(size_t room, vm_segment_t **doomed) {
   }
 }
 
-/* The smallest cached mapping of at least `bytes`, shrunk to them if it is bigger by more
- * than an eighth of the block it is for (`block_bytes`: bytes less the header's offset,
- * which an aligned block makes large); NULL when none is. */
+/* The smallest cached mapping of at least `bytes`; NULL when none is. It comes whole if it
+ * is up to four times the block it is for (`block_bytes`: bytes less the header's offset,
+ * which an aligned block makes large): its pages were resident in the cache anyway, and
+ * a block that realloc grows (a buffer, a vector) grows into them with no system call and
+ * no page fault. A bigger one is cut down to the block. */
 static vm_segment_t *huge_cache_take(size_t bytes, size_t block_bytes) {
   vm_lock(&segments_lock);
   vm_segment_t *best = NULL;
@@ -491,7 +494,7 @@ static vm_segment_t *huge_cache_take(size_t bytes, size_t block_bytes) {
   if (best != NULL)
     huge_uncache(best, NULL);
   vm_unlock(&segments_lock);
-  if (best != NULL && best->size - bytes > block_bytes / 8 &&
+  if (best != NULL && best->size - bytes > 3 * block_bytes &&
       vm_os_resize_in_place(best, best->size, bytes))
     best->size = bytes;
   return best;
@@ -592,7 +595,7 @@ void vm_segment_huge_free(vm_segment_t *segment) {
   doomed->next = NULL;
   /* guarded (VMALLOC_CHECK=3) and segment-aligned blocks go: they are rare and odd */
   if (segment->huge_guard == 0 && segment->huge_block_offset < VM_SEGMENT_SIZE &&
-      segment->size <= HUGE_CACHE_BYTES / 2) {
+      segment->size <= HUGE_CACHE_MAPPING_MAX) {
     segment->cached_since_ms = vm_os_now_ms();
     vm_lock(&segments_lock);
     doomed = NULL;

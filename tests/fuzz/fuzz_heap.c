@@ -173,7 +173,8 @@ static void take_block(block_t *b, void *p, size_t size, size_t alignment, bool 
         alignment);
   size_t usable = vm_usable_size(p);
   CHECK(usable >= size, "block %p for %zu bytes has only %zu usable", p, size, usable);
-  CHECK(usable <= 2 * size + 2 * VM_SLICE_SIZE,
+  /* a huge block may get a cached mapping of up to four times its size (segment.c) */
+  CHECK(usable <= 4 * size + 2 * VM_SLICE_SIZE,
         "block %p for %zu bytes (alignment %zu) claims %zu usable", p, size, alignment, usable);
   if (zeroed) {
     size_t bad = pass_block(p, size, size, 0, ZERO);
