@@ -95,6 +95,7 @@ bool vm_os_huge_pages(void);
 void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve); /* NULL: failed */
 void *vm_os_map(size_t size);                                            /* NULL: failed */
 void vm_os_release(void *p, size_t size);
+void vm_os_release_aligned(void *p, size_t size);
 bool vm_os_commit(void *p, size_t size);
 bool vm_os_decommit(void *p, size_t size);
 bool vm_os_guard(void *p, size_t size);

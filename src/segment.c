@@ -148,7 +148,7 @@ static void segment_release(vm_segment_t *segment) {
 static void unmap_segments(vm_segment_t *list) {
   while (list != NULL) {
     vm_segment_t *next = list->next;
-    vm_os_release(list, list->size);
+    vm_os_release_aligned(list, list->size);
     list = next;
   }
 }
