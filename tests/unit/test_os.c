@@ -14,6 +14,20 @@ static void reservations_are_aligned_and_zeroed(void **state) {
   }
 }
 
+/* Mapping and unmapping a segment in a loop takes the same range each time instead of
+ * walking down the address space (see vm_os_release_aligned). */
+static void a_released_range_is_mapped_again(void **state) {
+  (void)state;
+  uint8_t *first = vm_os_reserve_aligned(VM_SEGMENT_SIZE, VM_SEGMENT_SIZE, false);
+  assert_non_null(first);
+  vm_os_release_aligned(first, VM_SEGMENT_SIZE);
+  for (int round = 0; round < 50; round++) {
+    uint8_t *p = vm_os_reserve_aligned(VM_SEGMENT_SIZE, VM_SEGMENT_SIZE, false);
+    assert_ptr_equal(p, first);
+    vm_os_release_aligned(p, VM_SEGMENT_SIZE);
+  }
+}
+
 static void purge_now_drops_residency_and_zeroes(void **state) {
   (void)state;
   size_t size = 64 * vm_os_page_size();
@@ -64,6 +78,7 @@ int main(void) {
   vm_os_init(false);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reservations_are_aligned_and_zeroed),
+      cmocka_unit_test(a_released_range_is_mapped_again),
       cmocka_unit_test(purge_now_drops_residency_and_zeroes),
       cmocka_unit_test(remap_moves_pages_without_losing_them),
       cmocka_unit_test(registry_answers_for_any_pointer),
