@@ -147,9 +147,8 @@ void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve) {
  * unmaps segments would walk down its address space, page tables (and a sanitizer's
  * shadow memory, which munmap does not give back) following it. */
 void vm_os_release_aligned(void *p, size_t size) {
-  size = vm_align_up(size, page_size);
-  unmap(p, size);
-  uintptr_t end = (uintptr_t)p + size;
+  vm_os_release(p, size);
+  uintptr_t end = (uintptr_t)p + vm_align_up(size, page_size);
   if (end > atomic_load_explicit(&aligned_hint, memory_order_relaxed))
     atomic_store_explicit(&aligned_hint, end, memory_order_relaxed);
 }

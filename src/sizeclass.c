@@ -13,9 +13,9 @@
  * So a request of n bytes gets a block of at most n + 15 bytes up to 128, and above 128
  * the block exceeds the request by less than a quarter of its size (an eighth between 1
  * and 4 KiB): worst-case internal waste 20% (129 -> 160).
- * Every class size above 128 except 1040 and 4368 is a multiple of its step, so rounding
- * a request up to an alignment lands on a class with blocks that aligned or on the one
- * just past it (see vm_class_of_aligned).
+ * A request rounded up to an alignment of 32 or more lands on a class whose size is a
+ * multiple of that alignment, so its blocks are aligned, except on 4368 (a multiple of 16
+ * only), whose next class is (see vm_class_of_aligned).
  * Pages: classes up to 8 KiB use one 64 KiB slice (at least 8 blocks); larger classes use
  * 576 KiB pages: at least 4 blocks of the 128 KiB class, and 7 pages use all 63 free
  * slices of a segment (512 KiB pages would leave 7 slices of every segment unused). */
@@ -63,7 +63,7 @@ void vm_sizeclass_init(void) {
 
 unsigned vm_class_of_aligned(size_t n, size_t alignment) {
   unsigned c = vm_class_of(vm_align_up(n == 0 ? 1 : n, alignment));
-  while (vm_class_size[c] & (alignment - 1)) /* 1040 or 4368: the next class is aligned */
+  while (vm_class_size[c] & (alignment - 1)) /* 4368: the next class is aligned */
     c++;
   return c;
 }

@@ -44,7 +44,7 @@ static void every_class_fits_its_page(void **state) {
 }
 
 /* The aligned class is aligned, holds n, and is the rounded request's class or, where
- * that one is not aligned (1040, 4368), the next. */
+ * that one is not aligned (4368), the next. */
 static void the_aligned_class_is_aligned_and_at_most_one_class_up(void **state) {
   (void)state;
   for (size_t align = 32; align <= VM_SLICE_SIZE; align *= 2)
