@@ -14,9 +14,8 @@
 vm_os_stats_t vm_os_stats;
 static size_t page_size = 4096;
 /* Where vm_os_reserve_aligned tries first: below the last aligned mapping, or at the top
- * of the last one unmapped; and where it tries next: below the lowest it made. */
+ * of the last one unmapped. */
 static _Atomic(uintptr_t) aligned_hint;
-static _Atomic(uintptr_t) aligned_lowest;
 /* MADV_FREE needs Linux 4.5; after one EINVAL we use MADV_DONTNEED for good. */
 static atomic_bool madv_free_unsupported;
 /* vm.overcommit_memory = 2: every writable private byte mapped is charged against the
@@ -102,13 +101,6 @@ static void unmap(void *p, size_t size) {
 /* Maps size bytes (a multiple of the page size) of zeroed memory; NULL on failure. */
 void *vm_os_map(size_t size) { return map_anonymous(NULL, vm_align_up(size, page_size), false); }
 
-static void note_aligned_mapping(const uint8_t *p) {
-  atomic_store_explicit(&aligned_hint, (uintptr_t)p, memory_order_relaxed);
-  uintptr_t lowest = atomic_load_explicit(&aligned_lowest, memory_order_relaxed);
-  if (lowest == 0 || (uintptr_t)p < lowest)
-    atomic_store_explicit(&aligned_lowest, (uintptr_t)p, memory_order_relaxed);
-}
-
 /* Maps size bytes aligned to alignment (a power of two >= the page size). With reserve
  * and strict overcommit, the memory must be committed (vm_os_commit) before use. */
 void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve) {
@@ -116,15 +108,14 @@ void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve) {
   /* The kernel hands out addresses top down, so the range just below our last aligned
    * mapping is usually free: one mmap there, instead of a bigger one trimmed at both
    * ends (three system calls, each taking the process's mapping lock for writing). */
-  uintptr_t tries[2] = {atomic_load_explicit(&aligned_hint, memory_order_relaxed),
-                        atomic_load_explicit(&aligned_lowest, memory_order_relaxed)};
-  for (int i = 0; i < 2 && (i == 0 || tries[1] != tries[0]); i++) {
-    if (tries[i] <= size + alignment)
-      continue;
-    uint8_t *at = (uint8_t *)((tries[i] - size) & ~(uintptr_t)(alignment - 1));
+  /* When that range is taken, the kernel's own choice below is its highest free gap, so
+   * holes left by unmapped segments are filled before the address space grows down. */
+  uintptr_t below = atomic_load_explicit(&aligned_hint, memory_order_relaxed);
+  if (below > size + alignment) {
+    uint8_t *at = (uint8_t *)((below - size) & ~(uintptr_t)(alignment - 1));
     uint8_t *p = map_anonymous(at, size, reserve);
     if (p == at) {
-      note_aligned_mapping(p);
+      atomic_store_explicit(&aligned_hint, (uintptr_t)p, memory_order_relaxed);
       return p;
     }
     if (p != NULL) /* a kernel that took the address as a hint only */
@@ -138,7 +129,7 @@ void *vm_os_reserve_aligned(size_t size, size_t alignment, bool reserve) {
   uint8_t *aligned = (uint8_t *)vm_align_up((uintptr_t)raw, alignment);
   unmap(raw, (size_t)(aligned - raw));
   unmap(aligned + size, (size_t)(raw + size + alignment - (aligned + size)));
-  note_aligned_mapping(aligned);
+  atomic_store_explicit(&aligned_hint, (uintptr_t)aligned, memory_order_relaxed);
   return aligned;
 }
 
