@@ -182,17 +182,13 @@ static bool known_zero(void *p, size_t n) {
   return vm_page_of(segment, p)->zeroed;
 }
 
-/* Clears n bytes at p. A huge block's whole pages are dropped instead (a reused mapping
- * may be large and mostly untouched): they read back as zero, and cost memory again
- * only where the program writes. */
+/* Clears n bytes at p. A huge block may be a reused mapping, large and mostly untouched:
+ * only its resident pages are written (see vm_os_zero). */
 static void clear_block(void *p, size_t n) {
-  size_t dropped = 0;
-  if (n > vm_huge_threshold()) {
-    dropped = n & ~(vm_os_page_size() - 1); /* p is page-aligned; the rest may hold a canary */
-    if (vm_os_purge(p, dropped, true) != VM_PURGE_DONE)
-      dropped = 0;
-  }
-  memset((uint8_t *)p + dropped, 0, n - dropped);
+  if (n > vm_huge_threshold())
+    vm_os_zero(p, n);
+  else
+    memset(p, 0, n);
 }
 
 void *vm_calloc(size_t count, size_t size) {

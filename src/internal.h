@@ -105,6 +105,7 @@ void vm_os_advise_huge(void *p, size_t size);
 void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment);
 bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 size_t vm_os_resident_bytes(void *p, size_t size);
+void vm_os_zero(void *p, size_t size);
 extern vm_os_stats_t vm_os_stats;
 
 /* ---- registry.c -------------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -259,18 +260,65 @@ void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alig
   return moved;
 }
 
+/* Calls visit(start, bytes, resident, ctx) for each maximal run of [p, p+size) (p
+ * page-aligned, size rounded up to pages) whose pages are all resident now, or all not, in
+ * address order. Pages mincore cannot report on count as resident: the cautious answer
+ * for every caller (clear them by writing, count them as memory). */
+typedef void residency_visit_t(uint8_t *start, size_t bytes, bool resident, void *ctx);
+static void for_each_residency_run(void *p, size_t size, residency_visit_t *visit, void *ctx) {
+  unsigned char vec[1024];
+  uint8_t *base = p;
+  size_t pages = vm_align_up(size, page_size) / page_size;
+  size_t run_start = 0;
+  bool run_resident = true;
+  for (size_t done = 0; done < pages;) {
+    size_t chunk = pages - done < sizeof vec ? pages - done : sizeof vec;
+    if (mincore(base + done * page_size, chunk * page_size, vec) != 0)
+      memset(vec, 1, chunk);
+    for (size_t i = 0; i < chunk; i++) {
+      size_t page = done + i;
+      bool resident = vec[i] & 1;
+      if (page == run_start) {
+        run_resident = resident;
+      } else if (resident != run_resident) {
+        visit(base + run_start * page_size, (page - run_start) * page_size, run_resident, ctx);
+        run_start = page;
+        run_resident = resident;
+      }
+    }
+    done += chunk;
+  }
+  if (pages > run_start)
+    visit(base + run_start * page_size, (pages - run_start) * page_size, run_resident, ctx);
+}
+
+static void count_resident(uint8_t *start, size_t bytes, bool resident, void *total) {
+  (void)start;
+  if (resident)
+    *(size_t *)total += bytes;
+}
+
 /* Bytes of [p, p+size) resident now, measured with mincore. */
 size_t vm_os_resident_bytes(void *p, size_t size) {
   KEEP_ERRNO;
-  unsigned char vec[256];
-  size_t pages = vm_align_up(size, page_size) / page_size, resident = 0;
-  for (size_t done = 0; done < pages;) {
-    size_t chunk = pages - done < sizeof vec ? pages - done : sizeof vec;
-    if (mincore((uint8_t *)p + done * page_size, chunk * page_size, vec) != 0)
-      return resident;
-    for (size_t i = 0; i < chunk; i++)
-      resident += vec[i] & 1;
-    done += chunk;
-  }
-  return resident * page_size;
+  size_t total = 0;
+  for_each_residency_run(p, size, count_resident, &total);
+  return total;
+}
+
+static void clear_run(uint8_t *start, size_t bytes, bool resident, void *unused) {
+  (void)unused;
+  if (resident || vm_os_purge(start, bytes, true) != VM_PURGE_DONE)
+    memset(start, 0, bytes);
+}
+
+/* Zeroes [p, p+size), p page-aligned, for the price of the pages resident now: those are
+ * cleared in place, which costs no page fault when the program writes them again, and
+ * the rest are dropped (MADV_DONTNEED: a page swapped out may hold old bytes), so they
+ * stay free until written. */
+void vm_os_zero(void *p, size_t size) {
+  KEEP_ERRNO;
+  size_t whole = size & ~(page_size - 1);
+  for_each_residency_run(p, whole, clear_run, NULL);
+  memset((uint8_t *)p + whole, 0, size - whole);
 }

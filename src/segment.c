@@ -21,7 +21,8 @@ static vm_segment_t *huge_list; /* every huge block's mapping */
 static size_t huge_count, huge_bytes;
 static size_t huge_recent_peak; /* the most huge bytes in use since the cache last expired */
 static vm_segment_t *huge_cache; /* freed huge mappings kept for reuse, newest first */
-static size_t huge_cache_bytes;
+static size_t huge_cache_bytes;          /* mapped */
+static size_t huge_cache_resident_bytes; /* of those, resident when freed */
 static void huge_cache_expire(int64_t before, bool force); /* with the huge blocks, below */
 
 /* ---- intrusive lists ------------------------------------------------------------- */
@@ -439,15 +440,19 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
 /* ---- huge blocks ------------------------------------------------------------------- */
 
 /* Freed huge mappings (of up to HUGE_CACHE_MAPPING_MAX) are kept for a program that frees
- * and allocates big blocks in a loop: reusing one costs no mmap and no page fault. The
- * cache holds this many bytes, or more when a loop needs more: as many as the huge blocks
- * in use fell short of their recent peak, which is what allocating them all again takes.
- * Each is unmapped once unused for VMALLOC_PURGE_DELAY_MS (see purge_all) or by a trim,
- * and the peak then falls to what is still mapped. */
+ * and allocates big blocks in a loop: reusing one costs no mmap, and no page fault where
+ * its pages are still resident. What a cached mapping costs is its resident pages, so
+ * that is what the cache counts: this many bytes, or more when a loop needs more: as
+ * many as the huge blocks in use fell short of their recent peak, which is what
+ * allocating them all again takes. A block the program touched sparsely costs little to
+ * keep; the address space the cache holds is bounded apart (page tables, VMAs). Each is
+ * unmapped once unused for VMALLOC_PURGE_DELAY_MS (see purge_all) or by a trim, and the
+ * peak then falls to what is still mapped. */
 #define HUGE_CACHE_BYTES ((size_t)32 << 20)
 #define HUGE_CACHE_MAPPING_MAX ((size_t)64 << 20)
+#define HUGE_CACHE_MAPPED_MAX ((size_t)1 << 30)
 
-/* How many bytes the cache may hold now (segments_lock held). */
+/* How many resident bytes the cache may hold now (segments_lock held). */
 static size_t huge_cache_limit(void) {
   size_t shortfall = huge_recent_peak - huge_bytes;
   return shortfall > HUGE_CACHE_BYTES ? shortfall : HUGE_CACHE_BYTES;
@@ -464,15 +469,18 @@ static void huge_bytes_set(size_t bytes) {
 static void huge_uncache(vm_segment_t *segment, vm_segment_t **doomed) {
   list_remove(&huge_cache, segment);
   huge_cache_bytes -= segment->size;
+  huge_cache_resident_bytes -= segment->huge_resident;
   if (doomed != NULL) {
     segment->next = *doomed;
     *doomed = segment;
   }
 }
 
-/* Takes the oldest cached mappings off the cache until `room` more bytes fit (lock held). */
-static void huge_cache_evict(size_t room, vm_segment_t **doomed) {
-  while (huge_cache != NULL && huge_cache_bytes + room > huge_cache_limit()) {
+/* Takes the oldest cached mappings off the cache until `segment` fits (lock held). */
+static void huge_cache_evict(const vm_segment_t *segment, vm_segment_t **doomed) {
+  while (huge_cache != NULL &&
+         (huge_cache_resident_bytes + segment->huge_resident > huge_cache_limit() ||
+          huge_cache_bytes + segment->size > HUGE_CACHE_MAPPED_MAX)) {
     vm_segment_t *oldest = huge_cache;
     while (oldest->next != NULL)
       oldest = oldest->next;
@@ -597,11 +605,13 @@ void vm_segment_huge_free(vm_segment_t *segment) {
   if (segment->huge_guard == 0 && segment->huge_block_offset < VM_SEGMENT_SIZE &&
       segment->size <= HUGE_CACHE_MAPPING_MAX) {
     segment->cached_since_ms = vm_os_now_ms();
+    segment->huge_resident = vm_os_resident_bytes(segment, segment->size);
     vm_lock(&segments_lock);
     doomed = NULL;
-    huge_cache_evict(segment->size, &doomed);
+    huge_cache_evict(segment, &doomed);
     list_push(&huge_cache, segment, ON_CACHE);
     huge_cache_bytes += segment->size;
+    huge_cache_resident_bytes += segment->huge_resident;
     vm_unlock(&segments_lock);
   }
   unmap_segments(doomed);

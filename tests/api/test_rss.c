@@ -196,6 +196,40 @@ static int huge_loop_child(size_t size, size_t count) {
   return faults < (long)(2 * pages) ? 0 : 3;
 }
 
+/* Huge blocks of varied sizes replaced one at a time and touched one byte per 64 KiB, as
+ * a program with big sparse tables does, and a quarter of them from calloc. What a freed
+ * mapping costs the cache is its resident pages, so it keeps far more of them than of
+ * blocks written whole; and calloc of a reused one clears only its resident pages. Most
+ * touches must find their page resident. */
+static int sparse_huge_child(size_t min, size_t max) {
+  enum { LIVE = 8, OPS = 400, STRIDE = 64 << 10 };
+  unsigned char *blocks[LIVE] = {0};
+  uint64_t rng = random_seed(5);
+  long touches = 0, before = minor_faults();
+  for (int op = 0; op < OPS + LIVE; op++) {
+    int slot = op < OPS ? (int)random_below(&rng, LIVE) : op - OPS;
+    free(blocks[slot]);
+    blocks[slot] = NULL;
+    if (op >= OPS)
+      continue;
+    size_t size = min + random_below(&rng, max - min);
+    bool zeroed = op % 4 == 0;
+    unsigned char *p = zeroed ? calloc(1, size) : malloc(size);
+    if (p == NULL)
+      return 2;
+    for (size_t offset = 0; offset < size; offset += STRIDE, touches++) {
+      if (zeroed && p[offset] != 0)
+        return 3;
+      p[offset] = (unsigned char)(op | 1);
+    }
+    blocks[slot] = p;
+  }
+  long faults = minor_faults() - before;
+  fprintf(stderr, "  %d blocks of %zu-%zu MiB touched every 64 KiB: %ld page faults, %ld touches\n",
+          OPS, min >> 20, max >> 20, faults, touches);
+  return faults < touches / 4 ? 0 : 4;
+}
+
 /* ...and the ones kept for reuse go back once unused for the purge delay. */
 static int huge_cache_expiry_child(size_t min, size_t max) {
   (void)max;
@@ -249,6 +283,10 @@ static void trim_huge_blocks(void **state) {
   (void)state;
   run_in_child(trim_child, 3 << 20, 16 << 20);
 }
+static void sparse_huge_blocks_reused(void **state) {
+  (void)state;
+  run_in_child(sparse_huge_child, 2 << 20, 48 << 20);
+}
 static void huge_blocks_kept_for_reuse_go_back(void **state) {
   (void)state;
   run_in_child(huge_cache_expiry_child, 4 << 20, 0);
@@ -265,6 +303,7 @@ int main(void) {
       cmocka_unit_test(calloc_after_purge),     cmocka_unit_test(mlockall_keeps_working),
       cmocka_unit_test(huge_blocks_reused_in_a_loop),
       cmocka_unit_test(many_huge_blocks_reused_in_a_loop), cmocka_unit_test(trim_huge_blocks),
+      cmocka_unit_test(sparse_huge_blocks_reused),
       cmocka_unit_test(huge_blocks_kept_for_reuse_go_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

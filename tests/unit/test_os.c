@@ -43,6 +43,37 @@ static void purge_now_drops_residency_and_zeroes(void **state) {
   vm_os_release(p, size);
 }
 
+/* vm_os_zero writes the resident pages and drops the others: everything reads zero, no
+ * page it was not given becomes resident, and the bytes past the end are kept. */
+static void zero_writes_only_resident_pages(void **state) {
+  (void)state;
+  size_t page = vm_os_page_size(), pages = 3000; /* more than one mincore batch */
+  size_t size = pages * page, cleared = size - 100;
+  uint8_t *p = vm_os_map(size);
+  assert_non_null(p);
+  size_t written = 0;
+  for (size_t i = 0; i < pages; i++)
+    if (i % 5 == 0 || i % 7 == 0 || i == pages - 1) { /* runs of both kinds, of varied lengths */
+      memset(p + i * page, 0xab, page);
+      written++;
+    }
+  assert_int_equal(vm_os_resident_bytes(p, size), written * page);
+  vm_os_zero(p, cleared);
+  assert_int_equal(vm_os_resident_bytes(p, size), written * page);
+  for (size_t i = 0; i < pages; i++) {
+    if (i % 5 == 0 || i % 7 == 0) /* checked through the pages that stayed resident only */
+      for (size_t j = 0; j < page; j += 64)
+        assert_int_equal(p[i * page + j], 0);
+  }
+  for (size_t i = (pages - 1) * page; i < cleared; i++)
+    assert_int_equal(p[i], 0);
+  for (size_t i = cleared; i < size; i++)
+    assert_int_equal(p[i], 0xab);
+  for (size_t i = 1; i < pages - 1; i++) /* the dropped pages read zero too */
+    assert_int_equal(p[i * page + 8], 0);
+  vm_os_release(p, size);
+}
+
 static void remap_moves_pages_without_losing_them(void **state) {
   (void)state;
   size_t size = 2 * VM_SEGMENT_SIZE;
@@ -80,6 +111,7 @@ int main(void) {
       cmocka_unit_test(reservations_are_aligned_and_zeroed),
       cmocka_unit_test(a_released_range_is_mapped_again),
       cmocka_unit_test(purge_now_drops_residency_and_zeroes),
+      cmocka_unit_test(zero_writes_only_resident_pages),
       cmocka_unit_test(remap_moves_pages_without_losing_them),
       cmocka_unit_test(registry_answers_for_any_pointer),
   };
