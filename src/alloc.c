@@ -230,8 +230,14 @@ void *vm_realloc(void *p, size_t n) {
       return vm_check_on_malloc(p, n, raw, false);
     }
   } else if (segment->kind == VM_SEGMENT_HUGE && n > vm_huge_threshold()) {
-    if (n <= usable && usable - n <= usable / 8)
-      return p; /* fits, with the slack a growing block is given (see vm_huge_realloc) */
+    /* it stays when it fits and grows, into the slack realloc gave it or the rest of the
+     * reused mapping it came in (see huge_cache_take): those pages may be resident, and
+     * cutting them off would have the next growth fault fresh ones in. A shrinking block
+     * gives back what it no longer needs. */
+    if (n <= usable && (n >= segment->huge_requested || usable - n <= usable / 8)) {
+      segment->huge_requested = n;
+      return p;
+    }
     void *moved = vm_huge_realloc(segment, p, n);
     if (moved != NULL) {
       if (vm_counting())

@@ -74,6 +74,7 @@ void *vm_huge_malloc(size_t n, size_t alignment) {
   vm_page_t *page = vm_page_of(segment, block < (uint8_t *)segment + VM_SEGMENT_SIZE
                                             ? block
                                             : (uint8_t *)segment);
+  segment->huge_requested = n;
   page->class_idx = 0;
   page->in_use = 1;
   page->slice_count = 1;
@@ -120,13 +121,16 @@ void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
   /* in place: the header stays where it is, and so does the registry bit. When the slack
    * does not fit there, the block moves (its pages, not its bytes) to where it does:
    * growing by just the page that fits would mean a system call per page again */
-  if (vm_segment_huge_resize(segment, new_size))
+  if (vm_segment_huge_resize(segment, new_size)) {
+    segment->huge_requested = n;
     return p;
+  }
   vm_segment_huge_detach(segment);
   vm_segment_t *moved = vm_os_remap_aligned(segment, old_size, new_size, VM_SEGMENT_SIZE);
   if (moved != NULL) {
     segment = moved;
     segment->size = new_size;
+    segment->huge_requested = n;
     p = (uint8_t *)segment + offset;
   } else {
     p = NULL;

@@ -139,6 +139,7 @@ struct vm_segment_s {
   int64_t cached_since_ms;          /* when it became empty and entered the cache */
   size_t huge_block_offset;         /* huge: where the block starts */
   size_t huge_guard;                /* huge, VMALLOC_CHECK=3: inaccessible bytes at the end */
+  size_t huge_requested;            /* huge: the size malloc or realloc last asked for */
   size_t huge_resident;             /* huge, cached: bytes resident when it was freed */
   vm_segment_t *next;               /* in the owner's list, the abandoned list or cache */
   vm_segment_t *prev;

@@ -243,6 +243,36 @@ static void test_huge_block_grown_a_little_at_a_time(void **state)
     free(block);
 }
 
+/* A huge block that came in a bigger freed mapping grows into the rest of it where it is,
+ * with no system call (those pages may still be resident); shrinking gives room back. */
+static void test_huge_block_grows_into_its_reused_mapping(void **state)
+{
+    (void)state;
+    malloc_trim(0); /* no other freed mapping to be given instead */
+    unsigned char *old = malloc(12 * MiB);
+    assert_non_null(old);
+    fill_bytes(old, 0x33, 12 * MiB);
+    free(old);
+    size_t size = 4 * MiB;
+    unsigned char *block = malloc(size);
+    assert_non_null(block);
+    size_t room = malloc_usable_size(block);
+    if (room < 12 * MiB)
+        fail_msg("a 4 MiB block in a freed 12 MiB mapping has only %zu bytes", room);
+    pattern_fill_range(block, 0, size, 31);
+    size_t calls_before = mremap_calls();
+    while (size + 64 * KiB <= room) {
+        unsigned char *grown = resize_and_check(block, &size, size + 64 * KiB, 31);
+        assert_ptr_equal(grown, block);
+        assert_int_equal(malloc_usable_size(block), room);
+    }
+    assert_int_equal(mremap_calls() - calls_before, 0);
+    block = resize_and_check(block, &size, 2 * MiB, 31);
+    if (malloc_usable_size(block) > 3 * MiB)
+        fail_msg("shrunk to 2 MiB, the block still holds %zu bytes", malloc_usable_size(block));
+    free(block);
+}
+
 static void test_realloc_to_same_size(void **state)
 {
     (void)state;
@@ -274,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_realloc_to_same_size),
         cmocka_unit_test(test_large_block_grows_in_place),
         cmocka_unit_test(test_huge_block_grown_a_little_at_a_time),
+        cmocka_unit_test(test_huge_block_grows_into_its_reused_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
