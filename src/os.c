@@ -260,41 +260,79 @@ void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alig
   return moved;
 }
 
-/* Calls visit(start, bytes, resident, ctx) for each maximal run of [p, p+size) (p
- * page-aligned, size rounded up to pages) whose pages are all resident now, or all not, in
- * address order. Pages mincore cannot report on count as resident: the cautious answer
- * for every caller (clear them by writing, count them as memory). */
-typedef void residency_visit_t(uint8_t *start, size_t bytes, bool resident, void *ctx);
-static void for_each_residency_run(void *p, size_t size, residency_visit_t *visit, void *ctx) {
+/* Fills vec[i] with 1 if page i of the `pages` at start holds memory, else 0; false if it
+ * cannot tell. */
+typedef bool residency_probe_t(uint8_t *start, size_t pages, unsigned char *vec, void *state);
+
+/* mincore: 1 for a page resident now. A page swapped out shows as 0. Pages it cannot report
+ * on show as 1: the cautious answer for every caller (clear them by writing, count them
+ * as memory). */
+static bool probe_mincore(uint8_t *start, size_t pages, unsigned char *vec, void *unused) {
+  (void)unused;
+  if (mincore(start, pages * page_size, vec) != 0)
+    memset(vec, 1, pages);
+  for (size_t i = 0; i < pages; i++)
+    vec[i] &= 1;
+  return true;
+}
+
+/* /proc/self/pagemap: a 64-bit entry per page, whose bit 63 says present and bit 62
+ * swapped out; a page with neither has never been written or was dropped, and in private
+ * anonymous memory reads as zero. */
+#define PAGEMAP_HELD (3ull << 62)
+#define PAGEMAP_BATCH 512
+
+static bool probe_pagemap(uint8_t *start, size_t pages, unsigned char *vec, void *fd) {
+  uint64_t entries[PAGEMAP_BATCH];
+  size_t bytes = pages * sizeof entries[0];
+  if (pages > PAGEMAP_BATCH ||
+      pread(*(int *)fd, entries, bytes, (off_t)((uintptr_t)start / page_size * sizeof entries[0])) !=
+          (ssize_t)bytes)
+    return false;
+  for (size_t i = 0; i < pages; i++)
+    vec[i] = (entries[i] & PAGEMAP_HELD) != 0;
+  return true;
+}
+
+/* Calls visit(start, bytes, held, ctx) for each maximal run of [p, p+size) (p page-aligned,
+ * size rounded up to pages) whose pages all hold memory, or all not, as `probe` tells, in
+ * address order, `batch` pages per probe. False if the probe failed (the runs before it
+ * were visited). */
+typedef void residency_visit_t(uint8_t *start, size_t bytes, bool held, void *ctx);
+static bool for_each_residency_run(void *p, size_t size, residency_probe_t *probe,
+                                   void *probe_state, size_t batch, residency_visit_t *visit,
+                                   void *ctx) {
   unsigned char vec[1024];
   uint8_t *base = p;
   size_t pages = vm_align_up(size, page_size) / page_size;
   size_t run_start = 0;
-  bool run_resident = true;
+  bool run_held = true;
+  if (batch > sizeof vec)
+    batch = sizeof vec;
   for (size_t done = 0; done < pages;) {
-    size_t chunk = pages - done < sizeof vec ? pages - done : sizeof vec;
-    if (mincore(base + done * page_size, chunk * page_size, vec) != 0)
-      memset(vec, 1, chunk);
+    size_t chunk = pages - done < batch ? pages - done : batch;
+    if (!probe(base + done * page_size, chunk, vec, probe_state))
+      return false;
     for (size_t i = 0; i < chunk; i++) {
       size_t page = done + i;
-      bool resident = vec[i] & 1;
       if (page == run_start) {
-        run_resident = resident;
-      } else if (resident != run_resident) {
-        visit(base + run_start * page_size, (page - run_start) * page_size, run_resident, ctx);
+        run_held = vec[i];
+      } else if (vec[i] != run_held) {
+        visit(base + run_start * page_size, (page - run_start) * page_size, run_held, ctx);
         run_start = page;
-        run_resident = resident;
+        run_held = vec[i];
       }
     }
     done += chunk;
   }
   if (pages > run_start)
-    visit(base + run_start * page_size, (pages - run_start) * page_size, run_resident, ctx);
+    visit(base + run_start * page_size, (pages - run_start) * page_size, run_held, ctx);
+  return true;
 }
 
-static void count_resident(uint8_t *start, size_t bytes, bool resident, void *total) {
+static void count_held(uint8_t *start, size_t bytes, bool held, void *total) {
   (void)start;
-  if (resident)
+  if (held)
     *(size_t *)total += bytes;
 }
 
@@ -302,23 +340,60 @@ static void count_resident(uint8_t *start, size_t bytes, bool resident, void *to
 size_t vm_os_resident_bytes(void *p, size_t size) {
   KEEP_ERRNO;
   size_t total = 0;
-  for_each_residency_run(p, size, count_resident, &total);
+  for_each_residency_run(p, size, probe_mincore, NULL, SIZE_MAX, count_held, &total);
   return total;
 }
 
-static void clear_run(uint8_t *start, size_t bytes, bool resident, void *unused) {
+/* For a run mincore saw: a page not resident may be swapped out, holding old bytes, so it
+ * is dropped rather than left. */
+static void clear_resident_run(uint8_t *start, size_t bytes, bool resident, void *unused) {
   (void)unused;
   if (resident || vm_os_purge(start, bytes, true) != VM_PURGE_DONE)
     memset(start, 0, bytes);
 }
 
-/* Zeroes [p, p+size), p page-aligned, for the price of the pages resident now: those are
- * cleared in place, which costs no page fault when the program writes them again, and
- * the rest are dropped (MADV_DONTNEED: a page swapped out may hold old bytes), so they
- * stay free until written. */
-void vm_os_zero(void *p, size_t size) {
+/* For a run pagemap saw: a page that holds nothing reads as zero already. */
+static void clear_held_run(uint8_t *start, size_t bytes, bool held, void *unused) {
+  (void)unused;
+  if (held)
+    memset(start, 0, bytes);
+}
+
+/* Zeroing [p, p+size), p page-aligned, of private anonymous memory by writing only the
+ * pages that hold memory: those cost no page fault when the program writes them again,
+ * and the others stay free until written. */
+
+/* pagemap tells which pages hold memory, and needs no madvise: in a threaded process every
+ * MADV_DONTNEED flushes the TLB of every CPU the process runs on. False, having cleared
+ * some or none, when pagemap cannot be read or does not show the first page, just
+ * written, as held. */
+bool vm_os_zero_held(void *p, size_t size) {
   KEEP_ERRNO;
   size_t whole = size & ~(page_size - 1);
-  for_each_residency_run(p, whole, clear_run, NULL);
   memset((uint8_t *)p + whole, 0, size - whole);
+  if (whole == 0)
+    return true;
+  memset(p, 0, page_size);
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  unsigned char first;
+  bool cleared = probe_pagemap(p, 1, &first, &fd) && first &&
+                 for_each_residency_run(p, whole, probe_pagemap, &fd, PAGEMAP_BATCH,
+                                        clear_held_run, NULL);
+  close(fd);
+  return cleared;
+}
+
+/* mincore tells which pages are resident; the rest are dropped. */
+void vm_os_zero_resident(void *p, size_t size) {
+  KEEP_ERRNO;
+  size_t whole = size & ~(page_size - 1);
+  for_each_residency_run(p, whole, probe_mincore, NULL, SIZE_MAX, clear_resident_run, NULL);
+  memset((uint8_t *)p + whole, 0, size - whole);
+}
+
+void vm_os_zero(void *p, size_t size) {
+  if (!vm_os_zero_held(p, size))
+    vm_os_zero_resident(p, size);
 }

@@ -43,11 +43,11 @@ static void purge_now_drops_residency_and_zeroes(void **state) {
   vm_os_release(p, size);
 }
 
-/* vm_os_zero writes the resident pages and drops the others: everything reads zero, no
- * page it was not given becomes resident, and the bytes past the end are kept. */
-static void zero_writes_only_resident_pages(void **state) {
-  (void)state;
-  size_t page = vm_os_page_size(), pages = 3000; /* more than one mincore batch */
+/* Each way of zeroing writes the pages that hold memory and leaves the others: everything
+ * reads zero, no page it was not given becomes resident, and the bytes past the end are
+ * kept. */
+static void check_zeroing(void (*zero)(void *p, size_t size)) {
+  size_t page = vm_os_page_size(), pages = 3000; /* more than one batch of either probe */
   size_t size = pages * page, cleared = size - 100;
   uint8_t *p = vm_os_map(size);
   assert_non_null(p);
@@ -58,7 +58,7 @@ static void zero_writes_only_resident_pages(void **state) {
       written++;
     }
   assert_int_equal(vm_os_resident_bytes(p, size), written * page);
-  vm_os_zero(p, cleared);
+  zero(p, cleared);
   assert_int_equal(vm_os_resident_bytes(p, size), written * page);
   for (size_t i = 0; i < pages; i++) {
     if (i % 5 == 0 || i % 7 == 0) /* checked through the pages that stayed resident only */
@@ -69,9 +69,18 @@ static void zero_writes_only_resident_pages(void **state) {
     assert_int_equal(p[i], 0);
   for (size_t i = cleared; i < size; i++)
     assert_int_equal(p[i], 0xab);
-  for (size_t i = 1; i < pages - 1; i++) /* the dropped pages read zero too */
+  for (size_t i = 1; i < pages - 1; i++) /* the pages left alone read zero too */
     assert_int_equal(p[i * page + 8], 0);
   vm_os_release(p, size);
+}
+
+static void zero_by_pagemap(void *p, size_t size) { assert_true(vm_os_zero_held(p, size)); }
+
+static void zeroing_writes_only_pages_that_hold_memory(void **state) {
+  (void)state;
+  check_zeroing(zero_by_pagemap);
+  check_zeroing(vm_os_zero_resident);
+  check_zeroing(vm_os_zero);
 }
 
 static void remap_moves_pages_without_losing_them(void **state) {
@@ -111,7 +120,7 @@ int main(void) {
       cmocka_unit_test(reservations_are_aligned_and_zeroed),
       cmocka_unit_test(a_released_range_is_mapped_again),
       cmocka_unit_test(purge_now_drops_residency_and_zeroes),
-      cmocka_unit_test(zero_writes_only_resident_pages),
+      cmocka_unit_test(zeroing_writes_only_pages_that_hold_memory),
       cmocka_unit_test(remap_moves_pages_without_losing_them),
       cmocka_unit_test(registry_answers_for_any_pointer),
   };
