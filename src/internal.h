@@ -151,6 +151,7 @@ bool vm_segment_page_grow(vm_heap_t *heap, vm_page_t *page, size_t count);
 vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block_offset);
 void vm_segment_huge_free(vm_segment_t *segment);
 void vm_segment_huge_attach(vm_segment_t *segment);
+bool vm_segment_huge_cache_resident(size_t bytes);
 VM_INLINE size_t vm_segment_huge_usable(const vm_segment_t *segment) {
   return segment->size - segment->huge_block_offset - segment->huge_guard;
 }

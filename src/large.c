@@ -103,7 +103,8 @@ vm_segment_t *vm_segment_of_block(const void *p) {
 }
 
 /* Resizes a huge block: in place when the neighbours allow, else by moving its pages
- * with mremap. NULL (block untouched) when neither works; the caller then copies. */
+ * with mremap. NULL (block untouched) when neither works, or when a copy costs less; the
+ * caller then copies. */
 void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
   size_t offset = segment->huge_block_offset;
   if (offset >= VM_SEGMENT_SIZE)
@@ -118,6 +119,11 @@ void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
   size_t new_size = exact;
   if (exact > old_size && exact < old_size + slack)
     new_size = vm_align_up(old_size + slack, page);
+  /* growing out of its mapping into a freed one that is mostly resident: the copy costs
+   * less than the page faults of the fresh pages growing in place would, and the block
+   * gets the room beyond it too (see huge_cache_take) */
+  if (new_size > old_size && vm_segment_huge_cache_resident(exact))
+    return NULL;
   /* in place: the header stays where it is, and so does the registry bit. When the slack
    * does not fit there, the block moves (its pages, not its bytes) to where it does:
    * growing by just the page that fits would mean a system call per page again */

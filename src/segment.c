@@ -488,6 +488,25 @@ static void huge_cache_evict(const vm_segment_t *segment, vm_segment_t **doomed)
   }
 }
 
+/* The smallest cached mapping of at least `bytes`, or NULL (segments_lock held). */
+static vm_segment_t *huge_cache_fit(size_t bytes) {
+  vm_segment_t *best = NULL;
+  for (vm_segment_t *s = huge_cache; s != NULL; s = s->next)
+    if (s->size >= bytes && (best == NULL || s->size < best->size))
+      best = s;
+  return best;
+}
+
+/* Whether the cached mapping a block of `bytes` (header included) would be given has at
+ * least half of them resident. */
+bool vm_segment_huge_cache_resident(size_t bytes) {
+  vm_lock(&segments_lock);
+  vm_segment_t *fit = huge_cache_fit(bytes);
+  bool resident = fit != NULL && fit->huge_resident >= bytes / 2;
+  vm_unlock(&segments_lock);
+  return resident;
+}
+
 /* The smallest cached mapping of at least `bytes`; NULL when none is. It comes whole if it
  * is up to four times the block it is for (`block_bytes`: bytes less the header's offset,
  * which an aligned block makes large): its pages were resident in the cache anyway, and
@@ -495,10 +514,7 @@ static void huge_cache_evict(const vm_segment_t *segment, vm_segment_t **doomed)
  * no page fault. A bigger one is cut down to the block. */
 static vm_segment_t *huge_cache_take(size_t bytes, size_t block_bytes) {
   vm_lock(&segments_lock);
-  vm_segment_t *best = NULL;
-  for (vm_segment_t *s = huge_cache; s != NULL; s = s->next)
-    if (s->size >= bytes && (best == NULL || s->size < best->size))
-      best = s;
+  vm_segment_t *best = huge_cache_fit(bytes);
   if (best != NULL)
     huge_uncache(best, NULL);
   vm_unlock(&segments_lock);

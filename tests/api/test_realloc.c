@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -273,6 +274,37 @@ static void test_huge_block_grows_into_its_reused_mapping(void **state)
     free(block);
 }
 
+static long minor_faults(void)
+{
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_minflt;
+}
+
+/* A huge block that grows out of its mapping while a bigger freed one is resident moves
+ * there (a copy) rather than growing into fresh pages that fault in one by one. */
+static void test_huge_block_grows_into_resident_memory(void **state)
+{
+    (void)state;
+    malloc_trim(0); /* no other freed mapping to be given instead */
+    size_t size = 3 * MiB;
+    unsigned char *block = malloc(size);
+    unsigned char *freed = malloc(6 * MiB);
+    assert_non_null(block);
+    assert_non_null(freed);
+    pattern_fill_range(block, 0, size, 37);
+    fill_bytes(freed, 0x44, 6 * MiB); /* resident when freed */
+    free(freed);
+    long faults_before = minor_faults();
+    while (size < 6 * MiB)
+        block = resize_and_check(block, &size, size + 64 * KiB, 37); /* and writes the new bytes */
+    long faults = minor_faults() - faults_before;
+    if (faults > 256) /* growing in place would fault in 768 pages */
+        fail_msg("growing 3 MiB to 6 MiB beside a freed resident 6 MiB took %ld page faults",
+                 faults);
+    free(block);
+}
+
 static void test_realloc_to_same_size(void **state)
 {
     (void)state;
@@ -305,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_large_block_grows_in_place),
         cmocka_unit_test(test_huge_block_grown_a_little_at_a_time),
         cmocka_unit_test(test_huge_block_grows_into_its_reused_mapping),
+        cmocka_unit_test(test_huge_block_grows_into_resident_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
