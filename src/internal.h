@@ -107,7 +107,7 @@ bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 size_t vm_os_resident_bytes(void *p, size_t size);
 void vm_os_zero(void *p, size_t size);
 bool vm_os_zero_held(void *p, size_t size);
-void vm_os_zero_resident(void *p, size_t size);
+void vm_os_zero_dropping(void *p, size_t size);
 extern vm_os_stats_t vm_os_stats;
 
 /* ---- registry.c -------------------------------------------------------------------- */

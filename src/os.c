@@ -344,24 +344,12 @@ size_t vm_os_resident_bytes(void *p, size_t size) {
   return total;
 }
 
-/* For a run mincore saw: a page not resident may be swapped out, holding old bytes, so it
- * is dropped rather than left. */
-static void clear_resident_run(uint8_t *start, size_t bytes, bool resident, void *unused) {
-  (void)unused;
-  if (resident || vm_os_purge(start, bytes, true) != VM_PURGE_DONE)
-    memset(start, 0, bytes);
-}
-
 /* For a run pagemap saw: a page that holds nothing reads as zero already. */
 static void clear_held_run(uint8_t *start, size_t bytes, bool held, void *unused) {
   (void)unused;
   if (held)
     memset(start, 0, bytes);
 }
-
-/* Zeroing [p, p+size), p page-aligned, of private anonymous memory by writing only the
- * pages that hold memory: those cost no page fault when the program writes them again,
- * and the others stay free until written. */
 
 /* pagemap tells which pages hold memory, and needs no madvise: in a threaded process every
  * MADV_DONTNEED flushes the TLB of every CPU the process runs on. False, having cleared
@@ -385,15 +373,20 @@ bool vm_os_zero_held(void *p, size_t size) {
   return cleared;
 }
 
-/* mincore tells which pages are resident; the rest are dropped. */
-void vm_os_zero_resident(void *p, size_t size) {
-  KEEP_ERRNO;
+/* Without pagemap: every whole page is dropped (MADV_DONTNEED), to read back as zero and
+ * cost memory again only where the program writes. mincore could tell the resident pages
+ * to keep, but not a page swapped out (old bytes) from one never written. */
+void vm_os_zero_dropping(void *p, size_t size) {
   size_t whole = size & ~(page_size - 1);
-  for_each_residency_run(p, whole, probe_mincore, NULL, SIZE_MAX, clear_resident_run, NULL);
+  if (vm_os_purge(p, whole, true) != VM_PURGE_DONE)
+    whole = 0;
   memset((uint8_t *)p + whole, 0, size - whole);
 }
 
+/* Zeroes [p, p+size), p page-aligned, of private anonymous memory. Where pagemap can be
+ * read, only the pages that hold memory are written: those then cost no page fault when
+ * the program writes them again, and the others stay free until written. */
 void vm_os_zero(void *p, size_t size) {
   if (!vm_os_zero_held(p, size))
-    vm_os_zero_resident(p, size);
+    vm_os_zero_dropping(p, size);
 }

@@ -476,11 +476,34 @@ static void huge_uncache(vm_segment_t *segment, vm_segment_t **doomed) {
   }
 }
 
-/* Takes the oldest cached mappings off the cache until `segment` fits (lock held). */
-static void huge_cache_evict(const vm_segment_t *segment, vm_segment_t **doomed) {
-  while (huge_cache != NULL &&
-         (huge_cache_resident_bytes + segment->huge_resident > huge_cache_limit() ||
-          huge_cache_bytes + segment->size > HUGE_CACHE_MAPPED_MAX)) {
+/* Whether the cache would be over its bounds with `segment` in it too (lock held). */
+static bool huge_cache_over(const vm_segment_t *segment) {
+  return huge_cache_resident_bytes + segment->huge_resident > huge_cache_limit() ||
+         huge_cache_bytes + segment->size > HUGE_CACHE_MAPPED_MAX;
+}
+
+/* Measures, once, what a mapping holds resident (lock held; `cached`: it is on the cache). */
+static void huge_measure(vm_segment_t *segment, bool cached) {
+  if (segment->huge_measured)
+    return;
+  size_t resident = vm_os_resident_bytes(segment, segment->size);
+  if (cached)
+    huge_cache_resident_bytes -= segment->huge_resident - resident;
+  segment->huge_resident = resident;
+  segment->huge_measured = 1;
+}
+
+/* Takes the oldest cached mappings off the cache until `segment` fits (lock held). A
+ * mapping counts as wholly resident until the cache would have to give one up; only then
+ * does mincore say what each holds. So a program whose huge blocks fit makes no such call
+ * (glibc never does, and a sandbox's system call filter may not allow it). */
+static void huge_cache_evict(vm_segment_t *segment, vm_segment_t **doomed) {
+  if (!huge_cache_over(segment))
+    return;
+  huge_measure(segment, false);
+  for (vm_segment_t *s = huge_cache; s != NULL; s = s->next)
+    huge_measure(s, true);
+  while (huge_cache != NULL && huge_cache_over(segment)) {
     vm_segment_t *oldest = huge_cache;
     while (oldest->next != NULL)
       oldest = oldest->next;
@@ -621,7 +644,8 @@ void vm_segment_huge_free(vm_segment_t *segment) {
   if (segment->huge_guard == 0 && segment->huge_block_offset < VM_SEGMENT_SIZE &&
       segment->size <= HUGE_CACHE_MAPPING_MAX) {
     segment->cached_since_ms = vm_os_now_ms();
-    segment->huge_resident = vm_os_resident_bytes(segment, segment->size);
+    segment->huge_resident = segment->size;
+    segment->huge_measured = 0;
     vm_lock(&segments_lock);
     doomed = NULL;
     huge_cache_evict(segment, &doomed);

@@ -125,6 +125,7 @@ struct vm_segment_s {
   uint8_t kind;                     /* VM_SEGMENT_NORMAL or VM_SEGMENT_HUGE */
   uint8_t list;                     /* which list holds it: see segment.c */
   uint8_t huge_fresh;               /* huge: a new mapping, so the block reads as zero */
+  uint8_t huge_measured;            /* huge, cached: huge_resident was measured */
   uint16_t live_pages;
   vm_lock_t lock;
   _Atomic(vm_heap_t *) owner_heap;  /* NULL while abandoned */
@@ -140,7 +141,7 @@ struct vm_segment_s {
   size_t huge_block_offset;         /* huge: where the block starts */
   size_t huge_guard;                /* huge, VMALLOC_CHECK=3: inaccessible bytes at the end */
   size_t huge_requested;            /* huge: the size malloc or realloc last asked for */
-  size_t huge_resident;             /* huge, cached: bytes resident when it was freed */
+  size_t huge_resident;             /* huge, cached: bytes resident, or its size until measured */
   vm_segment_t *next;               /* in the owner's list, the abandoned list or cache */
   vm_segment_t *prev;
   vm_segment_t *all_next;           /* every normal segment, for the census and purging */
