@@ -22,7 +22,7 @@ static size_t huge_count, huge_bytes;
 static size_t huge_recent_peak; /* the most huge bytes in use since the cache last expired */
 static vm_segment_t *huge_cache; /* freed huge mappings kept for reuse, newest first */
 static size_t huge_cache_bytes;          /* mapped */
-static size_t huge_cache_resident_bytes; /* of those, resident when freed */
+static size_t huge_cache_resident_bytes; /* of those, resident (see huge_measure) */
 static void huge_cache_expire(int64_t before, bool force); /* with the huge blocks, below */
 
 /* ---- intrusive lists ------------------------------------------------------------- */
