@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,15 +32,26 @@ static void restore_errno(const int *saved) { errno = *saved; }
 /* Opens a function that calls the kernel: errno is restored on every way out. */
 #define KEEP_ERRNO int saved_errno __attribute__((cleanup(restore_errno), unused)) = errno
 
+/* open, pread and close without glibc's wrappers, which are cancellation points: malloc
+ * and calloc must not be, and a thread cancelled inside one would leak the block and the
+ * descriptor. */
+static int open_read_only(const char *path) {
+  return (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+}
+static ssize_t read_at(int fd, void *buf, size_t bytes, off_t offset) {
+  return (ssize_t)syscall(SYS_pread64, fd, buf, bytes, offset);
+}
+static void close_fd(int fd) { syscall(SYS_close, fd); }
+
 /* Reads a small decimal number from a /proc file without stdio; -1 if it can't. */
 static long read_proc_number(const char *path) {
   KEEP_ERRNO;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open_read_only(path);
   if (fd < 0)
     return -1;
   char buf[32];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
+  ssize_t n = read_at(fd, buf, sizeof buf - 1, 0);
+  close_fd(fd);
   if (n <= 0 || buf[0] < '0' || buf[0] > '9')
     return -1;
   long value = 0;
@@ -286,7 +298,7 @@ static bool probe_pagemap(uint8_t *start, size_t pages, unsigned char *vec, void
   uint64_t entries[PAGEMAP_BATCH];
   size_t bytes = pages * sizeof entries[0];
   if (pages > PAGEMAP_BATCH ||
-      pread(*(int *)fd, entries, bytes, (off_t)((uintptr_t)start / page_size * sizeof entries[0])) !=
+      read_at(*(int *)fd, entries, bytes, (off_t)((uintptr_t)start / page_size * sizeof entries[0])) !=
           (ssize_t)bytes)
     return false;
   for (size_t i = 0; i < pages; i++)
@@ -362,14 +374,14 @@ bool vm_os_zero_held(void *p, size_t size) {
   if (whole == 0)
     return true;
   memset(p, 0, page_size);
-  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  int fd = open_read_only("/proc/self/pagemap");
   if (fd < 0)
     return false;
   unsigned char first;
   bool cleared = probe_pagemap(p, 1, &first, &fd) && first &&
                  for_each_residency_run(p, whole, probe_pagemap, &fd, PAGEMAP_BATCH,
                                         clear_held_run, NULL);
-  close(fd);
+  close_fd(fd);
   return cleared;
 }
 

@@ -494,9 +494,10 @@ static void huge_measure(vm_segment_t *segment, bool cached) {
 }
 
 /* Takes the oldest cached mappings off the cache until `segment` fits (lock held). A
- * mapping counts as wholly resident until the cache would have to give one up; only then
- * does mincore say what each holds. So a program whose huge blocks fit makes no such call
- * (glibc never does, and a sandbox's system call filter may not allow it). */
+ * mapping counts as wholly resident until the cache would have to give one up (or realloc
+ * would copy into it); only then does mincore say what each holds. So a program whose huge
+ * blocks fit makes no such call (glibc never does, and a sandbox's system call filter may
+ * not allow it). */
 static void huge_cache_evict(vm_segment_t *segment, vm_segment_t **doomed) {
   if (!huge_cache_over(segment))
     return;
@@ -521,10 +522,12 @@ static vm_segment_t *huge_cache_fit(size_t bytes) {
 }
 
 /* Whether the cached mapping a block of `bytes` (header included) would be given has at
- * least half of them resident. */
+ * least half of them resident, measured: counted whole, a sparse one would pass. */
 bool vm_segment_huge_cache_resident(size_t bytes) {
   vm_lock(&segments_lock);
   vm_segment_t *fit = huge_cache_fit(bytes);
+  if (fit != NULL)
+    huge_measure(fit, true);
   bool resident = fit != NULL && fit->huge_resident >= bytes / 2;
   vm_unlock(&segments_lock);
   return resident;

@@ -281,20 +281,31 @@ static long minor_faults(void)
     return usage.ru_minflt;
 }
 
+/* A 3 MiB block, its bytes patterned with `seed`, and beside it a freed 6 MiB one that
+ * had one byte in every `stride` written (its address in *freed). */
+static unsigned char *block_beside_freed_mapping(size_t stride, uint64_t seed,
+                                                 unsigned char **freed)
+{
+    malloc_trim(0); /* no other freed mapping to be given instead */
+    unsigned char *block = malloc(3 * MiB);
+    *freed = malloc(6 * MiB);
+    assert_non_null(block);
+    assert_non_null(*freed);
+    pattern_fill_range(block, 0, 3 * MiB, seed);
+    for (size_t offset = 0; offset < 6 * MiB; offset += stride)
+        (*freed)[offset] = 1;
+    free(*freed);
+    return block;
+}
+
 /* A huge block that grows out of its mapping while a bigger freed one is resident moves
  * there (a copy) rather than growing into fresh pages that fault in one by one. */
 static void test_huge_block_grows_into_resident_memory(void **state)
 {
     (void)state;
-    malloc_trim(0); /* no other freed mapping to be given instead */
+    unsigned char *freed;
     size_t size = 3 * MiB;
-    unsigned char *block = malloc(size);
-    unsigned char *freed = malloc(6 * MiB);
-    assert_non_null(block);
-    assert_non_null(freed);
-    pattern_fill_range(block, 0, size, 37);
-    fill_bytes(freed, 0x44, 6 * MiB); /* resident when freed */
-    free(freed);
+    unsigned char *block = block_beside_freed_mapping(1, 37, &freed); /* all resident */
     long faults_before = minor_faults();
     while (size < 6 * MiB)
         block = resize_and_check(block, &size, size + 64 * KiB, 37); /* and writes the new bytes */
@@ -302,6 +313,20 @@ static void test_huge_block_grows_into_resident_memory(void **state)
     if (faults > 256) /* growing in place would fault in 768 pages */
         fail_msg("growing 3 MiB to 6 MiB beside a freed resident 6 MiB took %ld page faults",
                  faults);
+    free(block);
+}
+
+/* ...but not into one that is mostly untouched: growing in place faults in only the new
+ * pages, a copy there would fault in the whole block. */
+static void test_huge_block_grows_in_place_beside_sparse_memory(void **state)
+{
+    (void)state;
+    unsigned char *freed;
+    size_t size = 3 * MiB;
+    unsigned char *block = block_beside_freed_mapping(64 * KiB, 41, &freed); /* 1 page in 16 */
+    block = resize_and_check(block, &size, size + 64 * KiB, 41);
+    if (block == freed)
+        fail_msg("a growing 3 MiB block was copied into a freed mapping with 1/16 resident");
     free(block);
 }
 
@@ -338,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_huge_block_grown_a_little_at_a_time),
         cmocka_unit_test(test_huge_block_grows_into_its_reused_mapping),
         cmocka_unit_test(test_huge_block_grows_into_resident_memory),
+        cmocka_unit_test(test_huge_block_grows_in_place_beside_sparse_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
