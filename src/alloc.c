@@ -238,7 +238,7 @@ void *vm_realloc(void *p, size_t n) {
       segment->huge_requested = n;
       return p;
     }
-    void *moved = vm_huge_realloc(segment, p, n);
+    void *moved = vm_huge_realloc(segment, n);
     if (moved != NULL) {
       if (vm_counting())
         vm_count_resize(usable, moved, n);

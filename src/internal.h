@@ -209,7 +209,7 @@ void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment);
 size_t vm_large_guard_bytes(const vm_page_t *page);
 bool vm_large_grow_in_place(vm_segment_t *segment, void *p, size_t n);
 void *vm_huge_malloc(size_t n, size_t alignment);
-void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n);
+void *vm_huge_realloc(vm_segment_t *segment, size_t n);
 vm_segment_t *vm_segment_of_block(const void *p);
 
 /* ---- purge.c ----------------------------------------------------------------------- */

@@ -102,10 +102,10 @@ vm_segment_t *vm_segment_of_block(const void *p) {
   return segment;
 }
 
-/* Resizes a huge block: in place when the neighbours allow, else by moving its pages
- * with mremap. NULL (block untouched) when neither works, or when a copy costs less; the
- * caller then copies. */
-void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
+/* Resizes the huge block of `segment` to n bytes, returning where it is now: in place when
+ * the neighbours allow, else by moving its pages with mremap. NULL (block untouched) when
+ * neither works, or when a copy costs less; the caller then copies. */
+void *vm_huge_realloc(vm_segment_t *segment, size_t n) {
   size_t offset = segment->huge_block_offset;
   if (offset >= VM_SEGMENT_SIZE)
     return NULL;
@@ -127,20 +127,17 @@ void *vm_huge_realloc(vm_segment_t *segment, void *p, size_t n) {
   /* in place: the header stays where it is, and so does the registry bit. When the slack
    * does not fit there, the block moves (its pages, not its bytes) to where it does:
    * growing by just the page that fits would mean a system call per page again */
-  if (vm_segment_huge_resize(segment, new_size)) {
-    segment->huge_requested = n;
-    return p;
+  if (!vm_segment_huge_resize(segment, new_size)) {
+    vm_segment_huge_detach(segment);
+    vm_segment_t *moved = vm_os_remap_aligned(segment, old_size, new_size, VM_SEGMENT_SIZE);
+    if (moved != NULL) {
+      segment = moved;
+      segment->size = new_size;
+    }
+    vm_segment_huge_attach(segment);
+    if (moved == NULL)
+      return NULL;
   }
-  vm_segment_huge_detach(segment);
-  vm_segment_t *moved = vm_os_remap_aligned(segment, old_size, new_size, VM_SEGMENT_SIZE);
-  if (moved != NULL) {
-    segment = moved;
-    segment->size = new_size;
-    segment->huge_requested = n;
-    p = (uint8_t *)segment + offset;
-  } else {
-    p = NULL;
-  }
-  vm_segment_huge_attach(segment);
-  return p;
+  segment->huge_requested = n;
+  return (uint8_t *)segment + offset;
 }

@@ -296,33 +296,32 @@ static bool probe_mincore(uint8_t *start, size_t pages, unsigned char *vec, void
 
 static bool probe_pagemap(uint8_t *start, size_t pages, unsigned char *vec, void *fd) {
   uint64_t entries[PAGEMAP_BATCH];
-  size_t bytes = pages * sizeof entries[0];
-  if (pages > PAGEMAP_BATCH ||
-      read_at(*(int *)fd, entries, bytes, (off_t)((uintptr_t)start / page_size * sizeof entries[0])) !=
-          (ssize_t)bytes)
-    return false;
-  for (size_t i = 0; i < pages; i++)
-    vec[i] = (entries[i] & PAGEMAP_HELD) != 0;
+  for (size_t done = 0; done < pages;) {
+    size_t chunk = pages - done < PAGEMAP_BATCH ? pages - done : PAGEMAP_BATCH;
+    size_t bytes = chunk * sizeof entries[0];
+    off_t at = (off_t)(((uintptr_t)start / page_size + done) * sizeof entries[0]);
+    if (read_at(*(int *)fd, entries, bytes, at) != (ssize_t)bytes)
+      return false;
+    for (size_t i = 0; i < chunk; i++)
+      vec[done + i] = (entries[i] & PAGEMAP_HELD) != 0;
+    done += chunk;
+  }
   return true;
 }
 
 /* Calls visit(start, bytes, held, ctx) for each maximal run of [p, p+size) (p page-aligned,
  * size rounded up to pages) whose pages all hold memory, or all not, as `probe` tells, in
- * address order, `batch` pages per probe. False if the probe failed (the runs before it
- * were visited). */
+ * address order. False if the probe failed (the runs before it were visited). */
 typedef void residency_visit_t(uint8_t *start, size_t bytes, bool held, void *ctx);
 static bool for_each_residency_run(void *p, size_t size, residency_probe_t *probe,
-                                   void *probe_state, size_t batch, residency_visit_t *visit,
-                                   void *ctx) {
+                                   void *probe_state, residency_visit_t *visit, void *ctx) {
   unsigned char vec[1024];
   uint8_t *base = p;
   size_t pages = vm_align_up(size, page_size) / page_size;
   size_t run_start = 0;
   bool run_held = true;
-  if (batch > sizeof vec)
-    batch = sizeof vec;
   for (size_t done = 0; done < pages;) {
-    size_t chunk = pages - done < batch ? pages - done : batch;
+    size_t chunk = pages - done < sizeof vec ? pages - done : sizeof vec;
     if (!probe(base + done * page_size, chunk, vec, probe_state))
       return false;
     for (size_t i = 0; i < chunk; i++) {
@@ -352,7 +351,7 @@ static void count_held(uint8_t *start, size_t bytes, bool held, void *total) {
 size_t vm_os_resident_bytes(void *p, size_t size) {
   KEEP_ERRNO;
   size_t total = 0;
-  for_each_residency_run(p, size, probe_mincore, NULL, SIZE_MAX, count_held, &total);
+  for_each_residency_run(p, size, probe_mincore, NULL, count_held, &total);
   return total;
 }
 
@@ -379,8 +378,7 @@ bool vm_os_zero_held(void *p, size_t size) {
     return false;
   unsigned char first;
   bool cleared = probe_pagemap(p, 1, &first, &fd) && first &&
-                 for_each_residency_run(p, whole, probe_pagemap, &fd, PAGEMAP_BATCH,
-                                        clear_held_run, NULL);
+                 for_each_residency_run(p, whole, probe_pagemap, &fd, clear_held_run, NULL);
   close_fd(fd);
   return cleared;
 }
