@@ -85,6 +85,8 @@ typedef struct vmalloc_stats {
   size_t threads_seen;         /* threads that made a heap */
   size_t cross_thread_frees;   /* counted: blocks freed by a thread other than the owner */
   size_t heaps_in_use, heaps_made;
+  /* appended in the second layout */
+  size_t pagemap_reads; /* reads of /proc/self/pagemap (calloc of a reused huge block) */
 } vmalloc_stats_t;
 
 /* Fills *out (whose size field the caller sets). Returns 0, or -1 with errno EINVAL when

@@ -183,10 +183,11 @@ static bool known_zero(void *p, size_t n) {
 }
 
 /* Clears n bytes at p. A huge block may be a reused mapping, large and mostly untouched:
- * only its resident pages are written (see vm_os_zero). */
+ * only its resident pages are written (see vm_huge_clear). */
 static void clear_block(void *p, size_t n) {
-  if (n > vm_huge_threshold())
-    vm_os_zero(p, n);
+  vm_segment_t *segment = n > vm_huge_threshold() ? vm_segment_of_block(p) : NULL;
+  if (segment != NULL && segment->kind == VM_SEGMENT_HUGE)
+    vm_huge_clear(segment, p, n);
   else
     memset(p, 0, n);
 }

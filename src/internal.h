@@ -105,8 +105,8 @@ void vm_os_advise_huge(void *p, size_t size);
 void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment);
 bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 size_t vm_os_resident_bytes(void *p, size_t size);
-void vm_os_zero(void *p, size_t size);
-bool vm_os_zero_held(void *p, size_t size);
+size_t vm_os_zero(void *p, size_t size);
+bool vm_os_zero_held(void *p, size_t size, size_t *own);
 void vm_os_zero_dropping(void *p, size_t size);
 extern vm_os_stats_t vm_os_stats;
 
@@ -210,6 +210,13 @@ size_t vm_large_guard_bytes(const vm_page_t *page);
 bool vm_large_grow_in_place(vm_segment_t *segment, void *p, size_t n);
 void *vm_huge_malloc(size_t n, size_t alignment);
 void *vm_huge_realloc(vm_segment_t *segment, size_t n);
+void vm_huge_clear(vm_segment_t *segment, void *p, size_t n);
+/* A huge mapping's new size: pages cut off leave what is known of its pages. */
+VM_INLINE void vm_segment_huge_set_size(vm_segment_t *segment, size_t size) {
+  segment->size = size;
+  if (segment->huge_own_to > size)
+    segment->huge_own_to = segment->huge_own_from = 0;
+}
 vm_segment_t *vm_segment_of_block(const void *p);
 
 /* ---- purge.c ----------------------------------------------------------------------- */

@@ -132,7 +132,7 @@ void *vm_huge_realloc(vm_segment_t *segment, size_t n) {
     vm_segment_t *moved = vm_os_remap_aligned(segment, old_size, new_size, VM_SEGMENT_SIZE);
     if (moved != NULL) {
       segment = moved;
-      segment->size = new_size;
+      vm_segment_huge_set_size(segment, new_size);
     }
     vm_segment_huge_attach(segment);
     if (moved == NULL)
@@ -140,4 +140,26 @@ void *vm_huge_realloc(vm_segment_t *segment, size_t n) {
   }
   segment->huge_requested = n;
   return (uint8_t *)segment + offset;
+}
+
+/* Clears n bytes at p, the block of a reused huge mapping, for calloc. Asking pagemap
+ * which pages hold memory costs about as much per page as writing the page (the kernel
+ * walks the page table), so what it said is kept: pages that were the process's own stay
+ * so while mapped (vmalloc drops no page of a huge mapping it keeps), and are written
+ * without asking again. A program that callocs a big buffer, fills it and frees it, over
+ * and over, pays for one walk, not one per calloc. */
+void vm_huge_clear(vm_segment_t *segment, void *p, size_t n) {
+  size_t from = (size_t)((uint8_t *)p - (uint8_t *)segment), to = from + n;
+  size_t known_to = from;
+  if (segment->huge_own_from <= from && from < segment->huge_own_to)
+    known_to = segment->huge_own_to < to ? segment->huge_own_to : to;
+  memset(p, 0, known_to - from);
+  if (known_to == to)
+    return;
+  size_t asked = to - known_to;
+  size_t own = vm_os_zero((uint8_t *)segment + known_to, asked);
+  if (own == (asked & ~(vm_os_page_size() - 1))) { /* every whole page asked about */
+    segment->huge_own_from = known_to == from ? from : segment->huge_own_from;
+    segment->huge_own_to = known_to + own;
+  }
 }

@@ -290,9 +290,14 @@ static bool probe_mincore(uint8_t *start, size_t pages, unsigned char *vec, void
 
 /* /proc/self/pagemap: a 64-bit entry per page, whose bit 63 says present and bit 62
  * swapped out; a page with neither has never been written or was dropped, and in private
- * anonymous memory reads as zero. */
+ * anonymous memory reads as zero. Bit 56 says mapped by this process alone: a present
+ * page without it is the shared zero page (a page only ever read) or one shared with a
+ * parent or child since fork. */
 #define PAGEMAP_HELD (3ull << 62)
+#define PAGEMAP_EXCLUSIVE (1ull << 56)
 #define PAGEMAP_BATCH 512
+/* What probe_pagemap says of a page (any non-zero value: it holds memory). */
+enum { PAGE_EMPTY, PAGE_OWN, PAGE_SHARED };
 
 static bool probe_pagemap(uint8_t *start, size_t pages, unsigned char *vec, void *fd) {
   uint64_t entries[PAGEMAP_BATCH];
@@ -300,26 +305,29 @@ static bool probe_pagemap(uint8_t *start, size_t pages, unsigned char *vec, void
     size_t chunk = pages - done < PAGEMAP_BATCH ? pages - done : PAGEMAP_BATCH;
     size_t bytes = chunk * sizeof entries[0];
     off_t at = (off_t)(((uintptr_t)start / page_size + done) * sizeof entries[0]);
+    STAT_ADD(pagemap_reads, 1);
     if (read_at(*(int *)fd, entries, bytes, at) != (ssize_t)bytes)
       return false;
     for (size_t i = 0; i < chunk; i++)
-      vec[done + i] = (entries[i] & PAGEMAP_HELD) != 0;
+      vec[done + i] = !(entries[i] & PAGEMAP_HELD)        ? PAGE_EMPTY
+                      : (entries[i] & PAGEMAP_EXCLUSIVE) ? PAGE_OWN
+                                                         : PAGE_SHARED;
     done += chunk;
   }
   return true;
 }
 
 /* Calls visit(start, bytes, held, ctx) for each maximal run of [p, p+size) (p page-aligned,
- * size rounded up to pages) whose pages all hold memory, or all not, as `probe` tells, in
- * address order. False if the probe failed (the runs before it were visited). */
-typedef void residency_visit_t(uint8_t *start, size_t bytes, bool held, void *ctx);
+ * size rounded up to pages) whose pages the probe gave one value, `held`, in address
+ * order. False if the probe failed (the runs before it were visited). */
+typedef void residency_visit_t(uint8_t *start, size_t bytes, unsigned held, void *ctx);
 static bool for_each_residency_run(void *p, size_t size, residency_probe_t *probe,
                                    void *probe_state, residency_visit_t *visit, void *ctx) {
   unsigned char vec[1024];
   uint8_t *base = p;
   size_t pages = vm_align_up(size, page_size) / page_size;
   size_t run_start = 0;
-  bool run_held = true;
+  unsigned run_held = 0;
   for (size_t done = 0; done < pages;) {
     size_t chunk = pages - done < sizeof vec ? pages - done : sizeof vec;
     if (!probe(base + done * page_size, chunk, vec, probe_state))
@@ -341,7 +349,7 @@ static bool for_each_residency_run(void *p, size_t size, residency_probe_t *prob
   return true;
 }
 
-static void count_held(uint8_t *start, size_t bytes, bool held, void *total) {
+static void count_held(uint8_t *start, size_t bytes, unsigned held, void *total) {
   (void)start;
   if (held)
     *(size_t *)total += bytes;
@@ -355,21 +363,38 @@ size_t vm_os_resident_bytes(void *p, size_t size) {
   return total;
 }
 
-/* For a run pagemap saw: a page that holds nothing reads as zero already. */
-static void clear_held_run(uint8_t *start, size_t bytes, bool held, void *unused) {
-  (void)unused;
-  if (held)
+static bool page_reads_zero(const uint8_t *page) {
+  const uint64_t *word = (const uint64_t *)(const void *)page;
+  for (size_t i = 0; i < page_size / sizeof *word; i += 8)
+    if (word[i] | word[i + 1] | word[i + 2] | word[i + 3] | word[i + 4] | word[i + 5] |
+        word[i + 6] | word[i + 7])
+      return false;
+  return true;
+}
+
+/* For a run pagemap saw: a page that holds nothing reads as zero already. A shared page
+ * is mostly the zero page, mapped where the program only read: writing it would fault in
+ * a page of its own, so it is written only if it does not read as zero. Counts the bytes
+ * of the process's own pages in *own. */
+static void clear_held_run(uint8_t *start, size_t bytes, unsigned held, void *own) {
+  if (held == PAGE_OWN) {
     memset(start, 0, bytes);
+    *(size_t *)own += bytes;
+  } else if (held == PAGE_SHARED)
+    for (uint8_t *page = start; page < start + bytes; page += page_size)
+      if (!page_reads_zero(page))
+        memset(page, 0, page_size);
 }
 
 /* pagemap tells which pages hold memory, and needs no madvise: in a threaded process every
- * MADV_DONTNEED flushes the TLB of every CPU the process runs on. False, having cleared
- * some or none, when pagemap cannot be read or does not show the first page, just
- * written, as held. */
-bool vm_os_zero_held(void *p, size_t size) {
+ * MADV_DONTNEED flushes the TLB of every CPU the process runs on. *own: the bytes of the
+ * process's own pages among the whole pages. False, having cleared some or none, when
+ * pagemap cannot be read or does not show the first page, just written, as held. */
+bool vm_os_zero_held(void *p, size_t size, size_t *own) {
   KEEP_ERRNO;
   size_t whole = size & ~(page_size - 1);
   memset((uint8_t *)p + whole, 0, size - whole);
+  *own = 0;
   if (whole == 0)
     return true;
   memset(p, 0, page_size);
@@ -378,7 +403,7 @@ bool vm_os_zero_held(void *p, size_t size) {
     return false;
   unsigned char first;
   bool cleared = probe_pagemap(p, 1, &first, &fd) && first &&
-                 for_each_residency_run(p, whole, probe_pagemap, &fd, clear_held_run, NULL);
+                 for_each_residency_run(p, whole, probe_pagemap, &fd, clear_held_run, own);
   close_fd(fd);
   return cleared;
 }
@@ -395,8 +420,13 @@ void vm_os_zero_dropping(void *p, size_t size) {
 
 /* Zeroes [p, p+size), p page-aligned, of private anonymous memory. Where pagemap can be
  * read, only the pages that hold memory are written: those then cost no page fault when
- * the program writes them again, and the others stay free until written. */
-void vm_os_zero(void *p, size_t size) {
-  if (!vm_os_zero_held(p, size))
-    vm_os_zero_dropping(p, size);
+ * the program writes them again, and the others stay free until written. Returns the
+ * bytes of the whole pages that are the process's own (0 when pagemap cannot tell): they
+ * stay so until unmapped or dropped, and a later clear may write them without asking. */
+size_t vm_os_zero(void *p, size_t size) {
+  size_t own;
+  if (vm_os_zero_held(p, size, &own))
+    return own;
+  vm_os_zero_dropping(p, size);
+  return 0;
 }

@@ -121,6 +121,7 @@ static const figure_t totals[] = {
     TOTAL(madvise_calls, "madvise calls", 0)
     TOTAL(mremap_calls, "mremap calls", 0)
     TOTAL(mprotect_calls, "mprotect calls", 0)
+    TOTAL(pagemap_reads, "pagemap reads", 0)
 };
 #undef TOTAL
 

@@ -546,7 +546,7 @@ static vm_segment_t *huge_cache_take(size_t bytes, size_t block_bytes) {
   vm_unlock(&segments_lock);
   if (best != NULL && best->size - bytes > 3 * block_bytes &&
       vm_os_resize_in_place(best, best->size, bytes))
-    best->size = bytes;
+    vm_segment_huge_set_size(best, bytes);
   return best;
 }
 
@@ -624,7 +624,7 @@ bool vm_segment_huge_resize(vm_segment_t *segment, size_t new_size) {
     return false;
   vm_lock(&segments_lock); /* the census reads size and huge_bytes under it */
   huge_bytes_set(huge_bytes - old_size + new_size);
-  segment->size = new_size;
+  vm_segment_huge_set_size(segment, new_size);
   vm_unlock(&segments_lock);
   return true;
 }

@@ -115,16 +115,20 @@ void vm_stats_take(vmalloc_stats_t *out, vm_census_t *census) {
   out->madvise_calls = STAT(madvise_calls);
   out->mremap_calls = STAT(mremap_calls);
   out->mprotect_calls = STAT(mprotect_calls);
+  out->pagemap_reads = STAT(pagemap_reads);
 }
 
-/* vmalloc_stats_get(). The first layout ends with heaps_made. */
+/* vmalloc_stats_get(). The first layout ends with heaps_made; a caller built with it gets
+ * only its fields. */
 int vm_stats_get(vmalloc_stats_t *out) {
   if (out == NULL || out->size < offsetof(vmalloc_stats_t, heaps_made) + sizeof(size_t)) {
     errno = EINVAL;
     return -1;
   }
+  vmalloc_stats_t whole = {.size = out->size};
   vm_census_t census;
-  vm_stats_take(out, &census);
+  vm_stats_take(&whole, &census);
+  memcpy(out, &whole, out->size < sizeof whole ? out->size : sizeof whole);
   return 0;
 }
 

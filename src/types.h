@@ -142,6 +142,8 @@ struct vm_segment_s {
   size_t huge_guard;                /* huge, VMALLOC_CHECK=3: inaccessible bytes at the end */
   size_t huge_requested;            /* huge: the size malloc or realloc last asked for */
   size_t huge_resident;             /* huge, cached: bytes resident, or its size until measured */
+  size_t huge_own_from, huge_own_to; /* huge: offsets of pages pagemap showed to be the
+                                       process's own; they stay so while mapped */
   vm_segment_t *next;               /* in the owner's list, the abandoned list or cache */
   vm_segment_t *prev;
   vm_segment_t *all_next;           /* every normal segment, for the census and purging */
@@ -185,6 +187,7 @@ typedef enum { VM_PURGE_REFUSED, VM_PURGE_LAZY, VM_PURGE_DONE } vm_purge_result_
   X(madvise_calls)                                                                      \
   X(mremap_calls)                                                                       \
   X(mprotect_calls)                                                                     \
+  X(pagemap_reads)                                                                      \
   X(reserved_bytes)                                                                     \
   X(purged_bytes)                                                                       \
   X(purge_refused_bytes)

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "../testutil.h"
+#include "vmalloc.h"
 
 #define GiB ((size_t)1 << 30)
 
@@ -230,6 +231,50 @@ static int sparse_huge_child(size_t min, size_t max) {
   return faults < touches / 4 ? 0 : 4;
 }
 
+static size_t pagemap_reads(void) {
+  vmalloc_stats_t stats = {.size = sizeof stats};
+  return vmalloc_stats_get(&stats) == 0 ? stats.pagemap_reads : SIZE_MAX;
+}
+
+/* One huge block from calloc, the first `filled` bytes of it written, freed, and again,
+ * reusing the mapping. Asking the kernel which pages hold memory costs about as much as
+ * writing them, so it is asked once about pages it said were the process's own: when the
+ * program fills the block, the calloc of every later round asks nothing. The part never
+ * written is asked about every round, and calloc writes none of it (no page faults). */
+static int filled_calloc_child(size_t size, size_t filled) {
+  enum { ROUNDS = 8 };
+  size_t reads_first = 0, reads_later = 0;
+  long faults_later = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    size_t reads = pagemap_reads();
+    long faults = minor_faults();
+    unsigned char *p = calloc(1, size);
+    if (p == NULL)
+      return 2;
+    reads = pagemap_reads() - reads;
+    faults = minor_faults() - faults;
+    if (round == 1)
+      reads_first = reads;
+    if (round > 1) {
+      reads_later += reads;
+      faults_later += faults;
+    }
+    /* reading a page never written may give it memory: the last round reads them all */
+    size_t checked = round == ROUNDS - 1 ? size : filled;
+    for (size_t i = 0; i < checked; i += 512)
+      if (p[i] != 0 || p[i + 511] != 0)
+        return 3;
+    memset(p, round + 1, filled);
+    free(p);
+  }
+  fprintf(stderr, "  %zu of %zu MiB filled: %zu pagemap reads at the first reuse, %zu in %d "
+          "more; %ld page faults\n", filled >> 20, size >> 20, reads_first, reads_later,
+          (int)ROUNDS - 2, faults_later);
+  if (reads_first == 0 || faults_later > 16)
+    return 4;
+  return (filled == size) == (reads_later == 0) ? 0 : 5;
+}
+
 /* ...and the ones kept for reuse go back once unused for the purge delay. */
 static int huge_cache_expiry_child(size_t min, size_t max) {
   (void)max;
@@ -287,6 +332,14 @@ static void sparse_huge_blocks_reused(void **state) {
   (void)state;
   run_in_child(sparse_huge_child, 2 << 20, 48 << 20);
 }
+static void calloc_of_a_filled_huge_block_asks_once(void **state) {
+  (void)state;
+  run_in_child(filled_calloc_child, 8 << 20, 8 << 20);
+}
+static void calloc_of_a_half_filled_huge_block(void **state) {
+  (void)state;
+  run_in_child(filled_calloc_child, 8 << 20, 4 << 20);
+}
 static void huge_blocks_kept_for_reuse_go_back(void **state) {
   (void)state;
   run_in_child(huge_cache_expiry_child, 4 << 20, 0);
@@ -304,6 +357,8 @@ int main(void) {
       cmocka_unit_test(huge_blocks_reused_in_a_loop),
       cmocka_unit_test(many_huge_blocks_reused_in_a_loop), cmocka_unit_test(trim_huge_blocks),
       cmocka_unit_test(sparse_huge_blocks_reused),
+      cmocka_unit_test(calloc_of_a_filled_huge_block_asks_once),
+      cmocka_unit_test(calloc_of_a_half_filled_huge_block),
       cmocka_unit_test(huge_blocks_kept_for_reuse_go_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,9 @@
 #include "unit.h"
 
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void reservations_are_aligned_and_zeroed(void **state) {
   (void)state;
@@ -74,13 +77,84 @@ static void check_zeroing(void (*zero)(void *p, size_t size), bool keeps_pages) 
   vm_os_release(p, size);
 }
 
-static void zero_by_pagemap(void *p, size_t size) { assert_true(vm_os_zero_held(p, size)); }
+/* The pages check_zeroing writes before it zeroes: all but one page in 35 (1 - 1/5 - 1/7 +
+ * 1/35 of them are not written), and the last. */
+static size_t pages_written(size_t pages) {
+  size_t n = 0;
+  for (size_t i = 0; i < pages; i++)
+    n += i % 5 == 0 || i % 7 == 0 || i == pages - 1;
+  return n;
+}
+
+static void zero_by_pagemap(void *p, size_t size) {
+  size_t own;
+  assert_true(vm_os_zero_held(p, size, &own));
+  /* the whole pages written, but the last, which the 100 bytes cut short */
+  assert_int_equal(own, (pages_written(3000) - 1) * vm_os_page_size());
+}
+static void zero_counting(void *p, size_t size) {
+  assert_int_equal(vm_os_zero(p, size), (pages_written(3000) - 1) * vm_os_page_size());
+}
 
 static void zeroing_clears_and_keeps_resident_pages(void **state) {
   (void)state;
   check_zeroing(zero_by_pagemap, true);
-  check_zeroing(vm_os_zero, true); /* pagemap is readable here */
+  check_zeroing(zero_counting, true); /* pagemap is readable here */
   check_zeroing(vm_os_zero_dropping, false);
+}
+
+static long minor_faults(void) {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+/* Pages the program only read map the kernel's shared zero page. Writing zeros over them
+ * would give each a page of its own, a fault and memory for nothing: zeroing leaves them.
+ * (Where the kernel gives a page only read a page of its own, as under some hypervisors,
+ * writing it costs no fault either.) */
+static void zeroing_leaves_pages_only_read(void **state) {
+  (void)state;
+  size_t page = vm_os_page_size(), pages = 256;
+  uint8_t *p = vm_os_map(pages * page);
+  assert_non_null(p);
+  unsigned sum = 0;
+  for (size_t i = 0; i < pages; i++)
+    sum += ((volatile uint8_t *)p)[i * page];
+  assert_int_equal(sum, 0);
+  memset(p + 7 * page, 0xab, page);
+  long before = minor_faults();
+  vm_os_zero(p, pages * page);
+  assert_true(minor_faults() - before <= 1); /* the first page, written to check pagemap */
+  for (size_t i = 0; i < pages * page; i += 64)
+    assert_int_equal(p[i], 0);
+  vm_os_release(p, pages * page);
+}
+
+/* After fork, parent and child share their pages until one writes: such a page is not the
+ * process's own, and does not read as zero, so zeroing writes it (in the child's copy). */
+static void zeroing_clears_pages_shared_since_fork(void **state) {
+  (void)state;
+  size_t page = vm_os_page_size(), size = 64 * page;
+  uint8_t *p = vm_os_map(size);
+  assert_non_null(p);
+  memset(p, 0xab, size);
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    vm_os_zero(p, size);
+    for (size_t i = 0; i < size; i++)
+      if (p[i] != 0)
+        _exit(1);
+    _exit(0);
+  }
+  int status;
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  for (size_t i = 0; i < size; i += 64)
+    assert_int_equal(p[i], 0xab);
+  vm_os_release(p, size);
 }
 
 static void remap_moves_pages_without_losing_them(void **state) {
@@ -121,6 +195,8 @@ int main(void) {
       cmocka_unit_test(a_released_range_is_mapped_again),
       cmocka_unit_test(purge_now_drops_residency_and_zeroes),
       cmocka_unit_test(zeroing_clears_and_keeps_resident_pages),
+      cmocka_unit_test(zeroing_leaves_pages_only_read),
+      cmocka_unit_test(zeroing_clears_pages_shared_since_fork),
       cmocka_unit_test(remap_moves_pages_without_losing_them),
       cmocka_unit_test(registry_answers_for_any_pointer),
   };
