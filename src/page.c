@@ -300,12 +300,9 @@ void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
 
 /* ---- the malloc slow path for classes ---------------------------------------------- */
 
-/* A page of class_idx with a free block, made the current page; NULL if out of memory. */
-static vm_page_t *find_page(vm_heap_t *heap, unsigned class_idx) {
-  vm_segment_purge_tick(heap);
-  vm_purge_background_ensure();
-  if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
-    vm_segment_collect_notified(heap);
+/* A page of the class's queue with a free block, made the current page, or NULL. Pages
+ * found full on the way are marked so and leave the queue. */
+static vm_page_t *queued_page_with_room(vm_heap_t *heap, unsigned class_idx) {
   vm_page_queue_t *queue = &heap->queues[class_idx];
   for (vm_page_t *page = queue->first, *next; page != NULL; page = next) {
     next = page->next;
@@ -323,7 +320,22 @@ static vm_page_t *find_page(vm_heap_t *heap, unsigned class_idx) {
     }
     return page;
   }
-  vm_page_t *page = vm_segment_page_alloc(heap, vm_class_slices[class_idx], 1);
+  return NULL;
+}
+
+/* A page of class_idx with a free block, made the current page; NULL if out of memory.
+ * Before a new page, the queue is looked at again after adopting (vm_segment_adopt_for). */
+static vm_page_t *find_page(vm_heap_t *heap, unsigned class_idx) {
+  vm_segment_purge_tick(heap);
+  vm_purge_background_ensure();
+  if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
+    vm_segment_collect_notified(heap);
+  vm_page_t *page = queued_page_with_room(heap, class_idx);
+  if (page == NULL && vm_segment_adopt_for(heap, class_idx))
+    page = queued_page_with_room(heap, class_idx);
+  if (page != NULL)
+    return page;
+  page = vm_segment_page_alloc(heap, vm_class_slices[class_idx], 1);
   if (page == NULL)
     return NULL;
   vm_page_init(heap, page, class_idx);

@@ -318,16 +318,46 @@ static bool adopt_one(vm_heap_t *heap) {
   return true;
 }
 
+/* The first slice of a run of `slices` free slices at a multiple of `align_slices` in one
+ * of heap's segments (*segment), or -1. */
+static int heap_find_run(vm_heap_t *heap, size_t slices, size_t align_slices,
+                         vm_segment_t **segment) {
+  for (vm_segment_t *s = heap->segments_avail; s != NULL; s = s->next) {
+    int first = find_run(s->free_slices, slices, align_slices);
+    if (first >= 0) {
+      *segment = s;
+      return first;
+    }
+  }
+  return -1;
+}
+
+/* Before heap grows, when none of its segments has room for a page of class_idx: the
+ * blocks other threads freed into its full pages come back, and if that frees no room,
+ * heap adopts the segment of a thread that exited. True when it adopted one: its pages
+ * joined heap's queues, where the caller may find a free block of the class without
+ * carving a page (a thread that starts, allocates a block and exits, over and over,
+ * would otherwise leave a page behind each time). */
+bool vm_segment_adopt_for(vm_heap_t *heap, unsigned class_idx) {
+  vm_segment_t *segment;
+  size_t slices = vm_class_slices[class_idx];
+  if (heap_find_run(heap, slices, 1, &segment) >= 0)
+    return false;
+  vm_segment_collect_notified(heap);
+  if (heap_find_run(heap, slices, 1, &segment) >= 0)
+    return false;
+  return adopt_one(heap);
+}
+
 /* A run of `slices` slices starting at a multiple of `align_slices` (both powers of two
  * or counts <= 63), as a fresh page descriptor owned by heap; NULL when out of memory. */
 vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_slices) {
   vm_assert(1, slices >= 1 && slices < (size_t)VM_SLICES);
   for (int attempt = 0;; attempt++) {
-    for (vm_segment_t *s = heap->segments_avail; s != NULL; s = s->next) {
-      int first = find_run(s->free_slices, slices, align_slices);
-      if (first >= 0)
-        return carve_page(heap, s, first, slices); /* NULL: out of commit charge */
-    }
+    vm_segment_t *segment;
+    int first = heap_find_run(heap, slices, align_slices, &segment);
+    if (first >= 0)
+      return carve_page(heap, segment, first, slices); /* NULL: out of commit charge */
     /* Before growing: blocks other threads freed into our full pages, then the
      * segments of threads that exited. */
     if (attempt == 0) {
@@ -336,7 +366,7 @@ vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_sl
     }
     if (adopt_one(heap))
       continue;
-    vm_segment_t *segment = segment_obtain(heap);
+    segment = segment_obtain(heap);
     if (segment == NULL)
       return NULL;
     heap_list_update(heap, segment);

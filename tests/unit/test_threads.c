@@ -103,6 +103,40 @@ static void full_pages_of_exited_threads_are_adopted(void **state) {
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
+/* A thread that starts, allocates one block of a class and exits, over and over: each
+ * new heap has no room of its own, adopts the last exited thread's segment, and finds
+ * room for the block in the page that segment brought, not in a new page. */
+enum { SHORT_THREADS = 300 };
+static void *keep_one_block(void *arg) {
+  void **slot = arg;
+  *slot = vm_malloc(64);
+  memset(*slot, 0x3c, 64);
+  return NULL;
+}
+
+static void threads_that_keep_one_block_share_pages(void **state) {
+  (void)state;
+  static void *kept[SHORT_THREADS];
+  vm_census_t before, after;
+  vm_segment_census(&before, false);
+  for (int i = 0; i < SHORT_THREADS; i++) {
+    pthread_t t;
+    pthread_create(&t, NULL, keep_one_block, &kept[i]);
+    pthread_join(t, NULL);
+  }
+  vm_segment_census(&after, false);
+  unsigned c = vm_class_of(64);
+  /* 300 blocks of 64 bytes fill under a third of one 64 KiB page */
+  assert_true(after.class_pages[c] <= before.class_pages[c] + 2);
+  assert_true(after.segments <= before.segments + 2);
+  for (int i = 0; i < SHORT_THREADS; i++) {
+    assert_int_equal(((unsigned char *)kept[i])[63], 0x3c);
+    vm_free(kept[i]);
+  }
+  vm_purge_collect(false);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
 /* Mixed stress: every thread allocates, writes, and passes blocks around a ring of
  * mailboxes, so most frees are remote; contents are checked before every free. */
 enum { THREADS = 6, MAILBOX = 512, ROUNDS = 60000 };
@@ -164,6 +198,7 @@ int main(void) {
       cmocka_unit_test(blocks_freed_by_another_thread_come_back),
       cmocka_unit_test(heaps_of_exited_threads_are_adopted),
       cmocka_unit_test(full_pages_of_exited_threads_are_adopted),
+      cmocka_unit_test(threads_that_keep_one_block_share_pages),
       cmocka_unit_test(threads_passing_blocks_around),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
