@@ -48,6 +48,12 @@ static size_t junk_end(size_t block_size) {
   return block_size < JUNK_SPAN ? block_size : JUNK_SPAN;
 }
 
+/* The bytes at the start of a free class block that must survive while it is free: its
+ * link words, and under the junk checks the junk after them. */
+size_t vm_check_free_span(size_t block_size) {
+  return vm_check_level() >= 2 ? junk_end(block_size) : sizeof(vm_block_t);
+}
+
 void vm_check_junk_fresh(uint8_t *first, size_t count, size_t block_size) {
   for (size_t i = 0; i < count; i++)
     memset(first + i * block_size + sizeof(vm_block_t), JUNK,

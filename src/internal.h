@@ -185,6 +185,7 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page);
 bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page);
 void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page);
 void vm_heap_collect_pages(vm_heap_t *heap, bool force);
+size_t vm_heap_purge_free_blocks(vm_heap_t *heap);
 void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
 bool vm_page_block_is_freed(const vm_block_t *block);
@@ -402,6 +403,7 @@ VM_INLINE int vm_check_level(void) { return (int)vm_option(VM_OPTION_CHECK); }
  * (counters.c). */
 VM_INLINE bool vm_counting(void) { return vm_option(VM_OPTION_STATS) != 0; }
 VM_INLINE bool vm_fast_paths_off(void) { return vm_check_level() >= 2 || vm_counting(); }
+size_t vm_check_free_span(size_t block_size);
 void vm_check_junk_fresh(uint8_t *first, size_t count, size_t block_size);
 void *vm_check_on_malloc(void *p, size_t n, size_t block_size, bool class_block);
 size_t vm_check_requested(void *p, size_t block_size);

@@ -298,6 +298,41 @@ void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
   }
 }
 
+/* Drops the whole OS pages inside the free blocks of one page (MADV_DONTNEED), past the
+ * bytes the free block must keep (vm_check_free_span). Returns the bytes dropped. */
+static size_t purge_free_blocks(vm_page_t *page) {
+  size_t os_page = vm_os_page_size(), keep = vm_check_free_span(page->block_size);
+  uintptr_t secret = vm_secret.list_secret;
+  size_t purged = 0;
+  for (vm_block_t *block = page->free; block != NULL;) {
+    uintptr_t from = vm_align_up((uintptr_t)block + keep, os_page);
+    uintptr_t to = ((uintptr_t)block + page->block_size) & ~(uintptr_t)(os_page - 1);
+    if (to > from && vm_os_purge((void *)from, to - from, true) == VM_PURGE_DONE)
+      purged += to - from;
+    vm_block_t *next = vm_block_next(block, secret);
+    block = vm_block_next_leaves(block, next) ? NULL : next; /* the end, or a corrupt link */
+  }
+  return purged;
+}
+
+/* malloc_trim's part for the free blocks of the calling heap: a page of blocks bigger
+ * than an OS page keeps its free ones in RAM even when few are in use (a heap that held
+ * many big blocks and kept a scattered few), and they are not for smaller classes to
+ * reuse. Their inner pages go back; a block handed out again faults them in as it is
+ * written. glibc's malloc_trim does the same with its free chunks. */
+size_t vm_heap_purge_free_blocks(vm_heap_t *heap) {
+  size_t purged = 0;
+  for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
+    if (vm_class_size[c] <= vm_os_page_size())
+      continue;
+    for (vm_page_t *page = heap->queues[c].first; page != NULL; page = page->next) {
+      vm_page_collect(page);
+      purged += purge_free_blocks(page);
+    }
+  }
+  return purged;
+}
+
 /* ---- the malloc slow path for classes ---------------------------------------------- */
 
 /* A page of the class's queue with a free block, made the current page, or NULL. Pages

@@ -6,15 +6,18 @@
 
 /* Frees what the calling thread's heap holds empty, adopts the segments of exited
  * threads, and purges free memory everywhere: with force at once and with
- * MADV_DONTNEED, and unmapping the empty segments kept in the cache. Returns true if
- * memory was released. */
+ * MADV_DONTNEED, also inside the calling heap's free big blocks, and unmapping the empty
+ * segments kept in the cache. Returns true if memory was released. */
 bool vm_purge_collect(bool force) {
   vm_heap_t *heap = vm_heap_tls;
+  bool released = false;
   if (heap != &vm_heap_empty) {
     vm_segment_adopt_all(heap);
     vm_heap_collect_pages(heap, force);
+    if (force)
+      released = vm_heap_purge_free_blocks(heap) > 0;
   }
-  bool released = vm_segment_purge_everything(force) > 0;
+  released |= vm_segment_purge_everything(force) > 0;
   if (force)
     released |= vm_segment_release_cache();
   return released;

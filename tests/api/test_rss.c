@@ -97,6 +97,35 @@ static int trim_child(size_t min, size_t max) {
   return 0;
 }
 
+/* 256 MiB of big blocks, one in ten kept: nearly every page still holds a kept block, so
+ * no page empties; malloc_trim(0) gives back the inner pages of the free blocks (all but
+ * the page each starts in and a partial last one), at least half of the resident memory. */
+static int trim_scattered_child(size_t min, size_t max) {
+  size_t count;
+  void **blocks = fill(GiB / 4, min, max, &count);
+  size_t kept = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (i % 10 == 0) {
+      kept++;
+      continue;
+    }
+    free(blocks[i]);
+    blocks[i] = NULL;
+  }
+  size_t before = resident_bytes();
+  malloc_trim(0);
+  size_t after = resident_bytes();
+  fprintf(stderr, "  %zu of %zu blocks of %zu-%zu B kept: %zu MiB before trim, %zu MiB after\n",
+          kept, count, min, max, before >> 20, after >> 20);
+  for (size_t i = 0; i < count; i += 10)
+    for (size_t j = 0; j < min; j += 64)
+      if (((unsigned char *)blocks[i])[j] != 0x5a)
+        return 3;
+  release(blocks, count); /* the NULLs too: free(NULL) */
+  free(blocks);
+  return after < before / 2 ? 0 : 4;
+}
+
 /* Without trim: after the purge delays and some allocator activity, under 10% of peak. */
 static int schedule_child(size_t min, size_t max) {
   size_t count;
@@ -304,6 +333,10 @@ static void trim_large_blocks(void **state) {
   (void)state;
   run_in_child(trim_child, 64 << 10, 1 << 20);
 }
+static void trim_scattered_big_blocks(void **state) {
+  (void)state;
+  run_in_child(trim_scattered_child, 10 << 10, 32 << 10);
+}
 static void schedule_small_blocks(void **state) {
   (void)state;
   run_in_child(schedule_child, 16, 8192);
@@ -352,6 +385,7 @@ static void mlockall_keeps_working(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(trim_small_blocks),      cmocka_unit_test(trim_large_blocks),
+      cmocka_unit_test(trim_scattered_big_blocks),
       cmocka_unit_test(schedule_small_blocks),  cmocka_unit_test(schedule_large_blocks),
       cmocka_unit_test(calloc_after_purge),     cmocka_unit_test(mlockall_keeps_working),
       cmocka_unit_test(huge_blocks_reused_in_a_loop),
