@@ -228,18 +228,15 @@ static void split_rss(const vmalloc_stats_t *s, const vm_census_t *c, rss_split_
   memset(r, 0, sizeof *r);
   r->process = process_rss();
   /* the census measured segments and huge mappings; heaps and the registry lie outside */
-  size_t in_segments = (size_t)(VM_SLICES - VM_FIRST_SLICE) * VM_SLICE_SIZE;
   size_t header_bytes = s->segments * vm_align_up(sizeof(vm_segment_t), vm_os_page_size());
   size_t outside = s->metadata > header_bytes ? s->metadata - header_bytes : 0;
   r->heap = c->resident_bytes + outside;
-  /* freed and not yet given back: free slices, cached segments, cached huge mappings */
-  size_t free_slices =
-      c->free_slice_bytes + c->cached_segments * in_segments + c->cached_huge_bytes;
-  size_t purged = c->lazy_bytes + c->clean_bytes;
+  /* freed memory, as measured: only its resident pages count (a slice may never have
+   * been touched whole, and the kernel may have taken lazily freed pages already) */
   size_t budget = r->heap;
   r->metadata = take(&budget, s->metadata);
-  r->lazy = take(&budget, c->lazy_bytes);
-  r->awaiting_purge = take(&budget, free_slices > purged ? free_slices - purged : 0);
+  r->lazy = take(&budget, c->lazy_resident_bytes);
+  r->awaiting_purge = take(&budget, c->freed_resident_bytes);
   r->live = take(&budget, c->live_bytes + c->huge_bytes);
   r->free_in_pages = take(&budget, c->free_bytes_in_pages);
   r->unattributed = budget;

@@ -699,6 +699,11 @@ static size_t slice_bytes(uint64_t mask) {
 /* Fills census by walking every segment under the lock. Pages of other threads change
  * meanwhile; the walk reads their descriptors with relaxed loads, so the figures are
  * each true at some instant of the walk. measure: also count resident bytes (mincore). */
+static void add_resident_run(vm_segment_t *segment, int first, int count, void *total) {
+  *(size_t *)total += vm_os_resident_bytes(slice_address(segment, first),
+                                           (size_t)count * VM_SLICE_SIZE);
+}
+
 void vm_segment_census(vm_census_t *census, bool measure) {
   memset(census, 0, sizeof *census);
   vm_lock(&segments_lock);
@@ -709,14 +714,23 @@ void vm_segment_census(vm_census_t *census, bool measure) {
   census->abandoned_segments = abandoned_count;
   vm_segment_t *huge_mappings[] = {huge_list, huge_cache}; /* in use, and kept for reuse */
   for (int l = 0; measure && l < 2; l++)
-    for (vm_segment_t *s = huge_mappings[l]; s != NULL; s = s->next)
-      census->resident_bytes += vm_os_resident_bytes(s, s->size);
+    for (vm_segment_t *s = huge_mappings[l]; s != NULL; s = s->next) {
+      size_t resident = vm_os_resident_bytes(s, s->size);
+      census->resident_bytes += resident;
+      if (l == 1)
+        census->freed_resident_bytes += resident;
+    }
   for (vm_segment_t *s = all_segments; s != NULL; s = s->all_next) {
     census->segments++;
     census->segment_bytes += s->size;
-    if (measure)
+    uint64_t lazy = __atomic_load_n(&s->lazy_slices, __ATOMIC_RELAXED);
+    if (measure) {
       census->resident_bytes += vm_os_resident_bytes(s, s->size);
-    census->lazy_bytes += slice_bytes(__atomic_load_n(&s->lazy_slices, __ATOMIC_RELAXED));
+      for_each_run(s, lazy, add_resident_run, &census->lazy_resident_bytes);
+      for_each_run(s, __atomic_load_n(&s->dirty_slices, __ATOMIC_RELAXED), add_resident_run,
+                   &census->freed_resident_bytes);
+    }
+    census->lazy_bytes += slice_bytes(lazy);
     census->clean_bytes += slice_bytes(__atomic_load_n(&s->zero_slices, __ATOMIC_RELAXED));
     if (s->list == ON_CACHE)
       continue;

@@ -208,6 +208,9 @@ typedef struct {
   size_t cached_huge_bytes;             /* freed huge mappings kept for reuse */
   size_t resident_bytes;                /* of segments and huge mappings, by mincore */
   size_t lazy_bytes;                    /* free, purged with MADV_FREE */
+  size_t lazy_resident_bytes;           /* of those, resident (measured) */
+  size_t freed_resident_bytes;          /* free, not purged, resident (measured): dirty
+                                           slices, cached segments and huge mappings */
   size_t clean_bytes;                   /* free, known to read as zero (never touched or
                                            dropped): address space, not memory */
   size_t live_bytes;                    /* in blocks handed out (by block size) */
