@@ -170,26 +170,23 @@ size_t vm_usable_size(const void *p) {
   return size == SIZE_MAX ? 0 : size;
 }
 
-/* Whether a block just handed out for n bytes is known to read as zero: a huge block (a
- * fresh mapping) or a large one carved from slices never touched or purged with
- * MADV_DONTNEED. Class blocks are reused, so they are always cleared. */
-static bool known_zero(void *p, size_t n) {
-  if (n <= VM_MEDIUM_MAX)
-    return false;
-  vm_segment_t *segment = vm_segment_of_block(p);
-  if (segment->kind == VM_SEGMENT_HUGE)
-    return segment->huge_fresh;
-  return vm_page_of(segment, p)->zeroed;
-}
-
-/* Clears n bytes at p. A huge block may be a reused mapping, large and mostly untouched:
- * only its resident pages are written (see vm_huge_clear). */
-static void clear_block(void *p, size_t n) {
-  vm_segment_t *segment = n > vm_huge_threshold() ? vm_segment_of_block(p) : NULL;
-  if (segment != NULL && segment->kind == VM_SEGMENT_HUGE)
-    vm_huge_clear(segment, p, n);
-  else
+/* Clears a block just handed out for n bytes, unless it is known to read as zero: a
+ * fresh huge mapping, or a large block carved from slices never touched or purged with
+ * MADV_DONTNEED. Class blocks are reused, so they are always cleared. A reused huge
+ * mapping may be large and mostly untouched: only its resident pages are written (see
+ * vm_huge_clear). */
+static void clear_new_block(void *p, size_t n) {
+  if (n <= VM_MEDIUM_MAX) {
     memset(p, 0, n);
+    return;
+  }
+  vm_segment_t *segment = vm_segment_of_block(p);
+  if (segment->kind == VM_SEGMENT_HUGE) {
+    if (!segment->huge_fresh)
+      vm_huge_clear(segment, p, n);
+  } else if (!vm_page_of(segment, p)->zeroed) {
+    memset(p, 0, n);
+  }
 }
 
 void *vm_calloc(size_t count, size_t size) {
@@ -199,8 +196,8 @@ void *vm_calloc(size_t count, size_t size) {
     return NULL;
   }
   void *p = vm_malloc(total);
-  if (p != NULL && !known_zero(p, total))
-    clear_block(p, total);
+  if (p != NULL)
+    clear_new_block(p, total);
   return p;
 }
 

@@ -146,7 +146,7 @@ unsigned vm_class_of_aligned(size_t n, size_t alignment);
 
 /* ---- segment.c --------------------------------------------------------------------- */
 vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_slices);
-bool vm_segment_adopt_for(vm_heap_t *heap, unsigned class_idx);
+bool vm_segment_make_room(vm_heap_t *heap, unsigned class_idx);
 void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page);
 bool vm_segment_page_grow(vm_heap_t *heap, vm_page_t *page, size_t count);
 vm_segment_t *vm_segment_huge_alloc(size_t size, size_t alignment, size_t *block_offset);

@@ -159,7 +159,8 @@ void vm_huge_clear(vm_segment_t *segment, void *p, size_t n) {
   size_t asked = to - known_to;
   size_t own = vm_os_zero((uint8_t *)segment + known_to, asked);
   if (own == (asked & ~(vm_os_page_size() - 1))) { /* every whole page asked about */
-    segment->huge_own_from = known_to == from ? from : segment->huge_own_from;
+    if (known_to == from) /* nothing was known: the range starts here */
+      segment->huge_own_from = from;
     segment->huge_own_to = known_to + own;
   }
 }

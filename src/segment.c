@@ -332,39 +332,36 @@ static int heap_find_run(vm_heap_t *heap, size_t slices, size_t align_slices,
   return -1;
 }
 
-/* Before heap grows, when none of its segments has room for a page of class_idx: the
- * blocks other threads freed into its full pages come back, and if that frees no room,
- * heap adopts the segment of a thread that exited. True when it adopted one: its pages
- * joined heap's queues, where the caller may find a free block of the class without
- * carving a page (a thread that starts, allocates a block and exits, over and over,
- * would otherwise leave a page behind each time). */
-bool vm_segment_adopt_for(vm_heap_t *heap, unsigned class_idx) {
+/* Before heap grows, when none of its segments has room for `slices` slices: the blocks
+ * other threads freed into its full pages come back, and if that frees no room, heap
+ * adopts the segment of a thread that exited. True when either brought room or pages:
+ * look again. */
+static bool make_room(vm_heap_t *heap, size_t slices, size_t align_slices) {
+  vm_segment_collect_notified(heap);
+  vm_segment_t *segment;
+  return heap_find_run(heap, slices, align_slices, &segment) >= 0 || adopt_one(heap);
+}
+
+/* make_room for a page of class_idx, when heap's segments have no room for one. What it
+ * brings back joins heap's queues, where the caller may find a free block of the class
+ * without carving a page (a thread that starts, allocates a block and exits, over and
+ * over, would otherwise leave a page behind each time). */
+bool vm_segment_make_room(vm_heap_t *heap, unsigned class_idx) {
   vm_segment_t *segment;
   size_t slices = vm_class_slices[class_idx];
-  if (heap_find_run(heap, slices, 1, &segment) >= 0)
-    return false;
-  vm_segment_collect_notified(heap);
-  if (heap_find_run(heap, slices, 1, &segment) >= 0)
-    return false;
-  return adopt_one(heap);
+  return heap_find_run(heap, slices, 1, &segment) < 0 && make_room(heap, slices, 1);
 }
 
 /* A run of `slices` slices starting at a multiple of `align_slices` (both powers of two
  * or counts <= 63), as a fresh page descriptor owned by heap; NULL when out of memory. */
 vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_slices) {
   vm_assert(1, slices >= 1 && slices < (size_t)VM_SLICES);
-  for (int attempt = 0;; attempt++) {
+  for (;;) {
     vm_segment_t *segment;
     int first = heap_find_run(heap, slices, align_slices, &segment);
     if (first >= 0)
       return carve_page(heap, segment, first, slices); /* NULL: out of commit charge */
-    /* Before growing: blocks other threads freed into our full pages, then the
-     * segments of threads that exited. */
-    if (attempt == 0) {
-      vm_segment_collect_notified(heap);
-      continue;
-    }
-    if (adopt_one(heap))
+    if (make_room(heap, slices, align_slices))
       continue;
     segment = segment_obtain(heap);
     if (segment == NULL)
@@ -696,14 +693,14 @@ static size_t slice_bytes(uint64_t mask) {
   return (size_t)__builtin_popcountll(mask) * VM_SLICE_SIZE;
 }
 
-/* Fills census by walking every segment under the lock. Pages of other threads change
- * meanwhile; the walk reads their descriptors with relaxed loads, so the figures are
- * each true at some instant of the walk. measure: also count resident bytes (mincore). */
 static void add_resident_run(vm_segment_t *segment, int first, int count, void *total) {
   *(size_t *)total += vm_os_resident_bytes(slice_address(segment, first),
                                            (size_t)count * VM_SLICE_SIZE);
 }
 
+/* Fills census by walking every segment under the lock. Pages of other threads change
+ * meanwhile; the walk reads their descriptors with relaxed loads, so the figures are
+ * each true at some instant of the walk. measure: also count resident bytes (mincore). */
 void vm_segment_census(vm_census_t *census, bool measure) {
   memset(census, 0, sizeof *census);
   vm_lock(&segments_lock);
