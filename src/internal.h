@@ -159,6 +159,8 @@ VM_INLINE size_t vm_segment_huge_usable(const vm_segment_t *segment) {
 void vm_segment_huge_detach(vm_segment_t *segment);
 bool vm_segment_huge_resize(vm_segment_t *segment, size_t new_size);
 void vm_segment_abandon_all(vm_heap_t *heap);
+bool vm_segment_hold_abandoned(vm_segment_t *segment);
+void vm_segment_unhold_abandoned(vm_segment_t *segment);
 bool vm_segment_release_cache(void);
 void vm_segment_note_notify(vm_segment_t *segment, vm_page_t *page);
 void vm_segment_collect_notified(vm_heap_t *heap);
@@ -179,6 +181,7 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx);
 void vm_page_set_block_size(vm_page_t *page, size_t size);
 uintptr_t vm_page_owner_word(const vm_heap_t *heap);
 size_t vm_page_collect(vm_page_t *page);
+bool vm_page_all_back(vm_page_t *page);
 void vm_page_retire(vm_heap_t *heap, vm_page_t *page);
 void vm_page_free_generic(vm_page_t *page, void *p);
 void vm_page_adopt(vm_heap_t *heap, vm_page_t *page);

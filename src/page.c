@@ -423,9 +423,19 @@ void vm_page_retire(vm_heap_t *heap, vm_page_t *page) {
   vm_segment_purge_tick(heap);
 }
 
+/* For the holder of a page's abandoned segment: whether every block of the page is back,
+ * with those freed onto its remote list taken in. (Any more would be a second free.) */
+bool vm_page_all_back(vm_page_t *page) {
+  uintptr_t remote = atomic_load_explicit(vm_page_thread_free(page), memory_order_acquire);
+  if ((remote >> VM_THREAD_FREE_COUNT_SHIFT) != page->used)
+    return false;
+  vm_page_collect(page);
+  return page->used == 0;
+}
+
 /* Pushes a block onto another thread's page with one CAS. When the page is FULL and armed,
  * this freer tells the owner first: until its block lands, the page cannot be freed. */
-static void free_remote(vm_page_t *page, vm_block_t *block) {
+static void push_remote(vm_page_t *page, vm_block_t *block) {
   uintptr_t old = atomic_load_explicit(vm_page_thread_free(page), memory_order_relaxed);
   bool told = false;
   for (;;) {
@@ -441,6 +451,33 @@ static void free_remote(vm_page_t *page, vm_block_t *block) {
                                               memory_order_release, memory_order_relaxed))
       return;
   }
+}
+
+/* A free into a page of an exited thread's segment. The one that brings back the page's
+ * last block gives the page back to the segment at once, if this thread can hold the
+ * segment (see vm_segment_unhold_abandoned). An adopter may be taking the page meanwhile:
+ * then holding fails, and the block goes on the remote list as usual. */
+static VM_NOINLINE void free_into_abandoned(vm_page_t *page, vm_block_t *block) {
+  vm_segment_t *segment = vm_segment_of(page);
+  uintptr_t remote = atomic_load_explicit(vm_page_thread_free(page), memory_order_relaxed);
+  uint16_t used = atomic_load_explicit(&segment->remote[page - segment->pages].abandoned_used,
+                                       memory_order_relaxed);
+  if ((remote >> VM_THREAD_FREE_COUNT_SHIFT) + 1 == used && vm_segment_hold_abandoned(segment)) {
+    push_remote(page, block);
+    vm_segment_unhold_abandoned(segment);
+    return;
+  }
+  push_remote(page, block);
+}
+
+/* A block of another thread's page goes on its remote list; owner_heap is the page's
+ * owner word without its flags. (The loads before holding the segment are all atomic,
+ * and holding it takes segments_lock, which orders the abandoning thread's writes.) */
+static void free_remote(vm_page_t *page, vm_block_t *block, uintptr_t owner_heap) {
+  if (vm_unlikely(owner_heap == 0))
+    free_into_abandoned(page, block); /* no heap owns it: its thread exited */
+  else
+    push_remote(page, block);
 }
 
 /* Whether a block is freed, by the key that free writes into its second word and malloc
@@ -528,18 +565,22 @@ static void release_local(vm_heap_t *heap, vm_page_t *page, vm_block_t *block) {
     vm_page_retire(heap, page);
 }
 
+static uintptr_t owner_heap_of(const vm_page_t *page) {
+  return owner_of(page) & ~(uintptr_t)VM_PAGE_FLAGS;
+}
 static bool is_owner(const vm_heap_t *heap, const vm_page_t *page) {
-  return (owner_of(page) & ~(uintptr_t)VM_PAGE_FLAGS) == (uintptr_t)heap;
+  return owner_heap_of(page) == (uintptr_t)heap;
 }
 
 /* Returns a block to its page, or keeps it in this thread's foreign cache. */
 static void release_block(vm_page_t *page, vm_block_t *block) {
   vm_heap_t *heap = vm_heap_tls;
   block->freed = vm_secret.freed_key;
-  if (is_owner(heap, page))
+  uintptr_t owner_heap = owner_heap_of(page);
+  if (owner_heap == (uintptr_t)heap)
     release_local(heap, page, block);
   else if (!foreign_keep(heap, page, block))
-    free_remote(page, block);
+    free_remote(page, block, owner_heap);
 }
 
 /* Sends every block of the heap's foreign cache home. */
@@ -548,10 +589,11 @@ static void foreign_flush(vm_heap_t *heap) {
     for (vm_block_t *block; (block = foreign_take(heap, c)) != NULL;) {
       block->freed = vm_secret.freed_key;
       vm_page_t *page = vm_page_of(vm_segment_of(block), block);
-      if (is_owner(heap, page)) /* its segment was adopted meanwhile */
+      uintptr_t owner_heap = owner_heap_of(page);
+      if (owner_heap == (uintptr_t)heap) /* its segment was adopted meanwhile */
         release_local(heap, page, block);
       else
-        free_remote(page, block);
+        free_remote(page, block, owner_heap);
     }
   }
 }

@@ -27,13 +27,22 @@ static void huge_cache_expire(int64_t before, bool force); /* with the huge bloc
 
 /* ---- intrusive lists ------------------------------------------------------------- */
 
+/* `list` is written by a segment's heap without segments_lock, and read under it by
+ * threads that look for abandoned or cached segments: relaxed atomics, plain moves. */
+static void set_list(vm_segment_t *segment, uint8_t which) {
+  __atomic_store_n(&segment->list, which, __ATOMIC_RELAXED);
+}
+static uint8_t list_of(const vm_segment_t *segment) {
+  return __atomic_load_n(&segment->list, __ATOMIC_RELAXED);
+}
+
 static void list_push(vm_segment_t **head, vm_segment_t *segment, uint8_t which) {
   segment->prev = NULL;
   segment->next = *head;
   if (*head != NULL)
     (*head)->prev = segment;
   *head = segment;
-  segment->list = which;
+  set_list(segment, which);
 }
 
 static void list_remove(vm_segment_t **head, vm_segment_t *segment) {
@@ -44,19 +53,19 @@ static void list_remove(vm_segment_t **head, vm_segment_t *segment) {
   if (segment->next != NULL)
     segment->next->prev = segment->prev;
   segment->next = segment->prev = NULL;
-  segment->list = ON_NO_LIST;
+  set_list(segment, ON_NO_LIST);
 }
 
 static vm_segment_t **heap_list(vm_heap_t *heap, vm_segment_t *segment) {
-  return segment->list == ON_HEAP_AVAIL ? &heap->segments_avail : &heap->segments_full;
+  return list_of(segment) == ON_HEAP_AVAIL ? &heap->segments_avail : &heap->segments_full;
 }
 
 /* Keeps a segment on the heap list that matches whether it has a free slice. */
 static void heap_list_update(vm_heap_t *heap, vm_segment_t *segment) {
   uint8_t want = segment->free_slices != 0 ? ON_HEAP_AVAIL : ON_HEAP_FULL;
-  if (segment->list == want)
+  if (list_of(segment) == want)
     return;
-  if (segment->list != ON_NO_LIST)
+  if (list_of(segment) != ON_NO_LIST)
     list_remove(heap_list(heap, segment), segment);
   list_push(want == ON_HEAP_AVAIL ? &heap->segments_avail : &heap->segments_full, segment,
             want);
@@ -76,7 +85,7 @@ static void segment_reset(vm_segment_t *segment, vm_heap_t *heap) {
   segment->free_slices = all_usable_slices();
   atomic_store_explicit(&segment->notify_pages, 0, memory_order_relaxed);
   atomic_store_explicit(&segment->owner_heap, heap, memory_order_release);
-  segment->list = ON_NO_LIST;
+  set_list(segment, ON_NO_LIST);
 }
 
 static void all_list_remove(vm_segment_t *segment) {
@@ -370,8 +379,9 @@ vm_page_t *vm_segment_page_alloc(vm_heap_t *heap, size_t slices, size_t align_sl
   }
 }
 
-/* Returns a page's slices to its segment; an empty segment leaves the heap. */
-void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page) {
+/* Returns a page's slices to its segment, for whoever holds the segment; true if that
+ * was its last page. */
+static bool return_slices(vm_page_t *page) {
   vm_segment_t *segment = vm_segment_of(page);
   int first = (int)(page - segment->pages);
   size_t count = page->slice_count;
@@ -394,8 +404,14 @@ void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page) {
   segment->dirty_slices |= bits;
   vm_unlock(&segment->lock);
   segment->live_pages--;
-  if (segment->live_pages == 0) {
-    if (segment->list != ON_NO_LIST)
+  return segment->live_pages == 0;
+}
+
+/* Returns a page's slices to its segment; an empty segment leaves the heap. */
+void vm_segment_page_free(vm_heap_t *heap, vm_page_t *page) {
+  vm_segment_t *segment = vm_segment_of(page);
+  if (return_slices(page)) {
+    if (list_of(segment) != ON_NO_LIST)
       list_remove(heap_list(heap, segment), segment);
     segment_release(segment);
     return;
@@ -440,6 +456,13 @@ void vm_segment_collect_notified(vm_heap_t *heap) {
 
 /* ---- thread exit ------------------------------------------------------------------- */
 
+static void abandon(vm_segment_t *segment) {
+  vm_lock(&segments_lock);
+  list_push(&abandoned, segment, ON_ABANDONED);
+  abandoned_count++;
+  vm_unlock(&segments_lock);
+}
+
 /* Gives every segment of an exiting heap to the abandoned list. Pages keep their blocks
  * and their FULL state; other threads go on freeing into them remotely. */
 void vm_segment_abandon_all(vm_heap_t *heap) {
@@ -449,19 +472,52 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
     for (vm_segment_t *s = lists[l], *next; s != NULL; s = next) {
       next = s->next;
       s->next = s->prev = NULL;
-      s->list = ON_NO_LIST;
+      set_list(s, ON_NO_LIST);
       for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
         vm_page_t *page = &s->pages[i];
-        if (page->in_use && page->slice_offset == 0)
+        if (page->in_use && page->slice_offset == 0) {
+          atomic_store_explicit(&s->remote[i].abandoned_used, page->used, memory_order_relaxed);
           page->owner &= VM_PAGE_FLAGS;
+        }
       }
       atomic_store_explicit(&s->owner_heap, NULL, memory_order_seq_cst);
-      vm_lock(&segments_lock);
-      list_push(&abandoned, s, ON_ABANDONED);
-      abandoned_count++;
-      vm_unlock(&segments_lock);
+      abandon(s);
     }
   }
+}
+
+/* Takes an abandoned segment off the list for the caller alone to hold, as adopt_one
+ * does but for no heap; false if a heap adopted it or another thread holds it. */
+bool vm_segment_hold_abandoned(vm_segment_t *segment) {
+  vm_lock(&segments_lock);
+  bool held = list_of(segment) == ON_ABANDONED;
+  if (held) {
+    list_remove(&abandoned, segment);
+    abandoned_count--;
+  }
+  vm_unlock(&segments_lock);
+  return held;
+}
+
+/* Lets go of a held abandoned segment after giving back every page whose blocks have all
+ * come back, and the segment itself to the cache once it is empty. Their memory is then
+ * free for the purge schedule and for other heaps, not kept until a heap that runs out
+ * of room adopts the segment: a thread that exits leaving its blocks for others to free
+ * would otherwise hold its pages for as long as no heap does. */
+void vm_segment_unhold_abandoned(vm_segment_t *segment) {
+  int remaining = segment->live_pages;
+  for (int i = VM_FIRST_SLICE; remaining > 0 && i < VM_SLICES; i++) {
+    vm_page_t *page = &segment->pages[i];
+    if (page->in_use && page->slice_offset == 0) {
+      remaining--;
+      if (vm_page_all_back(page))
+        return_slices(page);
+    }
+  }
+  if (segment->live_pages == 0)
+    segment_release(segment);
+  else
+    abandon(segment);
 }
 
 /* ---- huge blocks ------------------------------------------------------------------- */
@@ -729,7 +785,7 @@ void vm_segment_census(vm_census_t *census, bool measure) {
     }
     census->lazy_bytes += slice_bytes(lazy);
     census->clean_bytes += slice_bytes(__atomic_load_n(&s->zero_slices, __ATOMIC_RELAXED));
-    if (s->list == ON_CACHE)
+    if (list_of(s) == ON_CACHE)
       continue;
     census->free_slice_bytes += slice_bytes(__atomic_load_n(&s->free_slices, __ATOMIC_RELAXED));
     for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {

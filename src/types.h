@@ -93,7 +93,10 @@ _Static_assert(sizeof(vm_page_t) == 128, "a page descriptor is two cache lines")
  * remote free that had to take that line from it would slow both threads down. */
 typedef struct {
   _Atomic(uintptr_t) thread_free;
-  uint8_t padding[56];
+  /* while the segment is abandoned: the page's used count, which nobody changes then, so
+   * the remote free that brings thread_free's count to it knows it empties the page */
+  _Atomic(uint16_t) abandoned_used;
+  uint8_t padding[54];
 } __attribute__((aligned(64))) vm_remote_list_t;
 
 /* A class queue: pages with (probably) free blocks; the first is the current page. */

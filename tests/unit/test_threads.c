@@ -70,6 +70,94 @@ static void heaps_of_exited_threads_are_adopted(void **state) {
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
+/* Blocks of an exited thread freed by another thread: each page goes back to its segment
+ * with its last block, and the empty segment to the cache, with no heap adopting it. */
+static void pages_of_exited_threads_go_back_when_emptied(void **state) {
+  (void)state;
+  static void *blocks[BLOCKS];
+  vm_census_t start, kept_one, emptied;
+  vm_segment_census(&start, false);
+  pthread_t t;
+  pthread_create(&t, NULL, allocate_and_exit, blocks);
+  pthread_join(t, NULL);
+  vm_census_t exited;
+  vm_segment_census(&exited, false);
+  assert_true(exited.abandoned_segments > start.abandoned_segments);
+  for (int i = 1; i < BLOCKS; i++) /* this thread only frees: it never adopts */
+    vm_free(blocks[i]);
+  vm_segment_census(&kept_one, false);
+  /* blocks[0] keeps its page, and its segment abandoned; the other pages left */
+  assert_int_equal(kept_one.abandoned_segments, start.abandoned_segments + 1);
+  unsigned kept_class = vm_class_of(32);
+  assert_int_equal(kept_one.class_pages[kept_class], start.class_pages[kept_class] + 1);
+  unsigned other_class = vm_class_of(32 + 100);
+  assert_true(exited.class_pages[other_class] > start.class_pages[other_class]);
+  assert_int_equal(kept_one.class_pages[other_class], start.class_pages[other_class]);
+  assert_int_equal(*(unsigned char *)blocks[0], 0x5a);
+  vm_free(blocks[0]);
+  vm_segment_census(&emptied, false);
+  assert_int_equal(emptied.abandoned_segments, start.abandoned_segments);
+  assert_int_equal(emptied.class_pages[kept_class], start.class_pages[kept_class]);
+  assert_true(emptied.cached_segments > start.cached_segments);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+/* The same, racing: two threads free an exited thread's blocks while a third allocates
+ * enough to adopt segments, so pages empty while being held, adopted or abandoned again.
+ * Every block is checked before it is freed (and TSan watches the whole dance). */
+enum { RACE_BLOCKS = 6000, RACE_ROUNDS = 12 };
+static void *race_blocks[RACE_BLOCKS];
+
+static void *fill_race_blocks(void *arg) {
+  uint64_t rng = (uintptr_t)arg;
+  for (int i = 0; i < RACE_BLOCKS; i++) {
+    size_t n = 16 + unit_rand(&rng) % 3000;
+    race_blocks[i] = vm_malloc(n);
+    memset(race_blocks[i], (uint8_t)i, 16);
+  }
+  return NULL;
+}
+
+static void *free_race_half(void *arg) {
+  for (int i = (int)(uintptr_t)arg; i < RACE_BLOCKS; i += 2) {
+    uint8_t *p = race_blocks[i];
+    if (p[0] != (uint8_t)i || p[15] != (uint8_t)i)
+      abort();
+    vm_free(p);
+  }
+  return NULL;
+}
+
+static void *allocate_meanwhile(void *arg) {
+  uint64_t rng = (uintptr_t)arg;
+  void *mine[2000];
+  for (int i = 0; i < 2000; i++)
+    mine[i] = vm_malloc(16 + unit_rand(&rng) % 3000);
+  for (int i = 0; i < 2000; i++)
+    vm_free(mine[i]);
+  return NULL;
+}
+
+static void exited_threads_blocks_freed_while_others_adopt(void **state) {
+  (void)state;
+  for (int round = 0; round < RACE_ROUNDS; round++) {
+    pthread_t filler, freers[2], allocator;
+    pthread_create(&filler, NULL, fill_race_blocks, (void *)(uintptr_t)(round + 1));
+    pthread_join(filler, NULL);
+    pthread_create(&allocator, NULL, allocate_meanwhile, (void *)(uintptr_t)(round + 100));
+    for (int i = 0; i < 2; i++)
+      pthread_create(&freers[i], NULL, free_race_half, (void *)(uintptr_t)i);
+    for (int i = 0; i < 2; i++)
+      pthread_join(freers[i], NULL);
+    pthread_join(allocator, NULL);
+  }
+  vm_purge_collect(true); /* adopts whatever is left: its pages must all be valid */
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+  vm_census_t census;
+  vm_segment_census(&census, false);
+  assert_int_equal(census.abandoned_segments, 0);
+}
+
 /* A thread that exits holding full pages: adopting them must take them as they are
  * (FULL, on no queue) and leave a valid heap. */
 static void *fill_pages_and_exit(void *arg) {
@@ -197,6 +285,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(blocks_freed_by_another_thread_come_back),
       cmocka_unit_test(heaps_of_exited_threads_are_adopted),
+      cmocka_unit_test(pages_of_exited_threads_go_back_when_emptied),
+      cmocka_unit_test(exited_threads_blocks_freed_while_others_adopt),
       cmocka_unit_test(full_pages_of_exited_threads_are_adopted),
       cmocka_unit_test(threads_that_keep_one_block_share_pages),
       cmocka_unit_test(threads_passing_blocks_around),
