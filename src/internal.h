@@ -169,6 +169,7 @@ bool vm_segment_adopt_all(vm_heap_t *heap);
 void vm_segment_purge_tick(vm_heap_t *heap);
 void vm_segment_purge_shared(int64_t now, bool force);
 size_t vm_segment_purge_everything(bool force);
+size_t vm_segment_lazy_bytes(void); /* lazily purged, as the purge budget counts it */
 void vm_segment_lock_all(void);
 void vm_segment_unlock_all(bool in_child);
 VM_INLINE uint8_t *vm_page_area(const vm_segment_t *segment, const vm_page_t *page) {

@@ -24,6 +24,8 @@ static vm_segment_t *huge_cache; /* freed huge mappings kept for reuse, newest f
 static size_t huge_cache_bytes;          /* mapped */
 static size_t huge_cache_resident_bytes; /* of those, resident (see huge_measure) */
 static void huge_cache_expire(int64_t before, bool force); /* with the huge blocks, below */
+static _Atomic(size_t) segment_bytes_mapped;
+static void lazy_forget(uint64_t slices); /* with the purge policy, below */
 
 /* ---- intrusive lists ------------------------------------------------------------- */
 
@@ -108,6 +110,7 @@ static vm_segment_t *segment_map(void) {
   }
   vm_os_advise_huge(segment, VM_SEGMENT_SIZE);
   segment->size = VM_SEGMENT_SIZE;
+  atomic_fetch_add_explicit(&segment_bytes_mapped, VM_SEGMENT_SIZE, memory_order_relaxed);
   segment->zero_slices = all_usable_slices();
   segment->committed_slices = 1; /* the header */
   vm_lock(&segments_lock);
@@ -167,6 +170,8 @@ static void unmap_segments(vm_segment_t *list) {
 static void uncache(vm_segment_t *segment, vm_segment_t **doomed) {
   list_remove(&cache, segment);
   cache_count--;
+  lazy_forget(segment->lazy_slices);
+  atomic_fetch_sub_explicit(&segment_bytes_mapped, segment->size, memory_order_relaxed);
   all_list_remove(segment);
   vm_registry_remove(segment);
   segment->next = *doomed;
@@ -248,6 +253,7 @@ static bool take_slices(vm_segment_t *segment, uint64_t bits, bool *zeroed) {
   *zeroed = (segment->zero_slices & bits) == bits;
   segment->free_slices &= ~bits;
   segment->dirty_slices &= ~bits;
+  lazy_forget(segment->lazy_slices & bits);
   segment->lazy_slices &= ~bits;
   segment->zero_slices &= ~bits;
   vm_unlock(&segment->lock);
@@ -834,6 +840,27 @@ bool vm_segment_adopt_all(vm_heap_t *heap) {
   return any;
 }
 
+/* Lazily purged memory stays in the RSS until the kernel needs it, so a program that
+ * frees a lot and then fills new memory would count both: it is held to an eighth of
+ * the segments mapped (at least two segments' worth), and a purge past that drops its
+ * slices at once (see segment_purge). */
+static _Atomic(size_t) lazy_bytes;
+
+static void lazy_forget(uint64_t slices) {
+  atomic_fetch_sub_explicit(&lazy_bytes, slice_bytes(slices), memory_order_relaxed);
+}
+
+size_t vm_segment_lazy_bytes(void) {
+  return atomic_load_explicit(&lazy_bytes, memory_order_relaxed);
+}
+
+static bool lazy_budget_allows(uint64_t slices) {
+  size_t budget = atomic_load_explicit(&segment_bytes_mapped, memory_order_relaxed) / 8;
+  if (budget < 2 * VM_SEGMENT_SIZE)
+    budget = 2 * VM_SEGMENT_SIZE;
+  return atomic_load_explicit(&lazy_bytes, memory_order_relaxed) + slice_bytes(slices) <= budget;
+}
+
 /* The purge policy. Freed slices are dirty; after VMALLOC_PURGE_DELAY_MS they are purged
  * with MADV_FREE (lazy: cheap, and the memory is still there if the heap wants it back
  * before the kernel does); slices still lazy after VMALLOC_PURGE_ESCALATE_MS more are
@@ -859,9 +886,11 @@ static void purge_run(vm_segment_t *segment, int first, int count, void *arg) {
   else
     result = vm_os_purge(p, len, true);
   segment->dirty_slices &= ~bits;
+  lazy_forget(segment->lazy_slices & bits);
   segment->lazy_slices &= ~bits;
   if (result == VM_PURGE_LAZY) {
     segment->lazy_slices |= bits;
+    atomic_fetch_add_explicit(&lazy_bytes, len, memory_order_relaxed);
   } else if (result == VM_PURGE_DONE) {
     segment->zero_slices |= bits;
     if (vm_os_strict_commit())
@@ -905,6 +934,10 @@ static size_t segment_purge(vm_segment_t *segment, int64_t now, bool force) {
   }
   to_done = huge_page_friendly(to_done, segment->free_slices);
   to_lazy = huge_page_friendly(to_lazy, segment->free_slices);
+  if (to_lazy != 0 && !lazy_budget_allows(to_lazy)) {
+    to_done |= to_lazy;
+    to_lazy = 0;
+  }
   for_each_run(segment, to_done, purge_run, &step);
   if (to_lazy != 0) {
     bool had_lazy = segment->lazy_slices != 0;

@@ -148,6 +148,27 @@ static int schedule_child(size_t min, size_t max) {
   return after < peak / 10 ? 0 : 4;
 }
 
+/* Between the two delays (MADV_FREE after 100 ms, MADV_DONTNEED 1000 ms later), the
+ * lazily freed part is held to an eighth of the segments mapped: it still counts in the
+ * RSS, so past that the purge drops the rest at once. Without the bound, the whole
+ * 256 MiB would stay resident until the second delay. */
+static int lazy_bound_child(size_t min, size_t max) {
+  size_t count;
+  void **blocks = fill(GiB / 4, min, max, &count);
+  size_t peak = resident_bytes();
+  release(blocks, count);
+  free(blocks);
+  for (int round = 0; round < 4; round++) { /* 400 ms: past the first delay only */
+    sleep_ms(100);
+    void *volatile block = malloc(200000); /* a slow path: the purge schedule runs */
+    free(block);
+  }
+  size_t after = resident_bytes();
+  fprintf(stderr, "  %zu-%zu B blocks: peak %zu MiB, 400 ms after freeing %zu MiB\n", min, max,
+          peak >> 20, after >> 20);
+  return after < peak / 4 ? 0 : 4;
+}
+
 /* Memory given back and reused reads as zero through calloc, dirty before or not. */
 static int calloc_child(size_t min, size_t max) {
   size_t count;
@@ -345,6 +366,14 @@ static void schedule_large_blocks(void **state) {
   (void)state;
   run_in_child(schedule_child, 64 << 10, 1 << 20);
 }
+static void lazy_purge_is_bounded_small_blocks(void **state) {
+  (void)state;
+  run_in_child(lazy_bound_child, 16, 8192);
+}
+static void lazy_purge_is_bounded_large_blocks(void **state) {
+  (void)state;
+  run_in_child(lazy_bound_child, 64 << 10, 1 << 20);
+}
 static void calloc_after_purge(void **state) {
   (void)state;
   run_in_child(calloc_child, 16, 3 << 20);
@@ -387,6 +416,8 @@ int main(void) {
       cmocka_unit_test(trim_small_blocks),      cmocka_unit_test(trim_large_blocks),
       cmocka_unit_test(trim_scattered_big_blocks),
       cmocka_unit_test(schedule_small_blocks),  cmocka_unit_test(schedule_large_blocks),
+      cmocka_unit_test(lazy_purge_is_bounded_small_blocks),
+      cmocka_unit_test(lazy_purge_is_bounded_large_blocks),
       cmocka_unit_test(calloc_after_purge),     cmocka_unit_test(mlockall_keeps_working),
       cmocka_unit_test(huge_blocks_reused_in_a_loop),
       cmocka_unit_test(many_huge_blocks_reused_in_a_loop), cmocka_unit_test(trim_huge_blocks),

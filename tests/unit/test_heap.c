@@ -3,6 +3,7 @@
 #include "unit.h"
 
 #include <string.h>
+#include <time.h>
 
 #define SLOTS 2048
 
@@ -91,6 +92,41 @@ static void large_blocks_reuse_their_slices(void **state) {
   assert_int_equal(atomic_load(&vm_os_stats.mmap_calls), calls);
 }
 
+/* The lazily purged bytes that the purge budget counts match the segments' own masks
+ * as slices are purged, reused and dropped. */
+static void lazy_bytes_counted_as_the_segments_hold_them(void **state) {
+  (void)state;
+  enum { BLOCKS = 24 };
+  void *blocks[BLOCKS];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < BLOCKS; i++) {
+      blocks[i] = vm_malloc(VM_LARGE_MAX / 2);
+      assert_non_null(blocks[i]);
+      memset(blocks[i], 1, VM_LARGE_MAX / 2);
+    }
+    for (int i = 0; i < BLOCKS; i++)
+      vm_free(blocks[i]);
+    struct timespec pause = {0, 150 * 1000000L}; /* past the purge delay */
+    nanosleep(&pause, NULL);
+    vm_segment_purge_everything(false);
+    vm_census_t census;
+    vm_segment_census(&census, false);
+    assert_true(census.lazy_bytes > 0);
+    assert_int_equal(vm_segment_lazy_bytes(), census.lazy_bytes);
+  }
+  for (int i = 0; i < BLOCKS; i++) /* reuses lazily purged slices */
+    blocks[i] = vm_malloc(VM_LARGE_MAX / 2);
+  vm_census_t census;
+  vm_segment_census(&census, false);
+  assert_int_equal(vm_segment_lazy_bytes(), census.lazy_bytes);
+  for (int i = 0; i < BLOCKS; i++)
+    vm_free(blocks[i]);
+  vm_purge_collect(true); /* everything dropped, empty segments unmapped */
+  vm_segment_census(&census, false);
+  assert_int_equal(census.lazy_bytes, 0);
+  assert_int_equal(vm_segment_lazy_bytes(), 0);
+}
+
 static void huge_blocks_have_their_own_mapping(void **state) {
   (void)state;
   vm_census_t before, during;
@@ -150,6 +186,7 @@ int main(void) {
       cmocka_unit_test(emptied_pages_go_back_except_the_current_one),
       cmocka_unit_test(census_counts_live_bytes),
       cmocka_unit_test(large_blocks_reuse_their_slices),
+      cmocka_unit_test(lazy_bytes_counted_as_the_segments_hold_them),
       cmocka_unit_test(huge_blocks_have_their_own_mapping),
       cmocka_unit_test(aligned_blocks_at_every_alignment),
       cmocka_unit_test(small_alignment_costs_no_extra_class),
