@@ -462,12 +462,11 @@ static VM_NOINLINE void free_into_abandoned(vm_page_t *page, vm_block_t *block) 
   uintptr_t remote = atomic_load_explicit(vm_page_thread_free(page), memory_order_relaxed);
   uint16_t used = atomic_load_explicit(&segment->remote[page - segment->pages].abandoned_used,
                                        memory_order_relaxed);
-  if ((remote >> VM_THREAD_FREE_COUNT_SHIFT) + 1 == used && vm_segment_hold_abandoned(segment)) {
-    push_remote(page, block);
-    vm_segment_unhold_abandoned(segment);
-    return;
-  }
+  bool held =
+      (remote >> VM_THREAD_FREE_COUNT_SHIFT) + 1 == used && vm_segment_hold_abandoned(segment);
   push_remote(page, block);
+  if (held)
+    vm_segment_unhold_abandoned(segment);
 }
 
 /* A block of another thread's page goes on its remote list; owner_heap is the page's

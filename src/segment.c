@@ -77,6 +77,18 @@ static uint64_t all_usable_slices(void) {
   return ~(uint64_t)0 << VM_FIRST_SLICE;
 }
 
+/* The abandoned list and its count: onto it under the lock, off it with the lock held. */
+static void abandon(vm_segment_t *segment) {
+  vm_lock(&segments_lock);
+  list_push(&abandoned, segment, ON_ABANDONED);
+  abandoned_count++;
+  vm_unlock(&segments_lock);
+}
+static void unabandon(vm_segment_t *segment) {
+  list_remove(&abandoned, segment);
+  abandoned_count--;
+}
+
 /* ---- making and unmaking segments -------------------------------------------------- */
 
 /* Resets a segment's header for a new owner: every usable slice free. The purge state
@@ -305,10 +317,8 @@ bool vm_segment_page_grow(vm_heap_t *heap, vm_page_t *page, size_t count) {
 static bool adopt_one(vm_heap_t *heap) {
   vm_lock(&segments_lock);
   vm_segment_t *segment = abandoned;
-  if (segment != NULL) {
-    list_remove(&abandoned, segment);
-    abandoned_count--;
-  }
+  if (segment != NULL)
+    unabandon(segment);
   vm_unlock(&segments_lock);
   if (segment == NULL)
     return false;
@@ -462,13 +472,6 @@ void vm_segment_collect_notified(vm_heap_t *heap) {
 
 /* ---- thread exit ------------------------------------------------------------------- */
 
-static void abandon(vm_segment_t *segment) {
-  vm_lock(&segments_lock);
-  list_push(&abandoned, segment, ON_ABANDONED);
-  abandoned_count++;
-  vm_unlock(&segments_lock);
-}
-
 /* Gives every segment of an exiting heap to the abandoned list. Pages keep their blocks
  * and their FULL state; other threads go on freeing into them remotely. */
 void vm_segment_abandon_all(vm_heap_t *heap) {
@@ -497,10 +500,8 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
 bool vm_segment_hold_abandoned(vm_segment_t *segment) {
   vm_lock(&segments_lock);
   bool held = list_of(segment) == ON_ABANDONED;
-  if (held) {
-    list_remove(&abandoned, segment);
-    abandoned_count--;
-  }
+  if (held)
+    unabandon(segment);
   vm_unlock(&segments_lock);
   return held;
 }
