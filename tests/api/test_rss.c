@@ -314,7 +314,7 @@ static int filled_calloc_child(size_t size, size_t filled) {
     for (size_t i = 0; i < checked; i += 512)
       if (p[i] != 0 || p[i + 511] != 0)
         return 3;
-    memset(p, round + 1, filled);
+    fill_bytes(p, round + 1, filled);
     free(p);
   }
   fprintf(stderr, "  %zu of %zu MiB filled: %zu pagemap reads at the first reuse, %zu in %d "
