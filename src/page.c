@@ -433,6 +433,15 @@ bool vm_page_all_back(vm_page_t *page) {
   return page->used == 0;
 }
 
+/* For a thread abandoning a page: whether an adopter would find a free block in it (on
+ * its lists, not yet carved, or freed by another thread). */
+bool vm_page_offers_room(const vm_page_t *page) {
+  if (page->class_idx != 0 && page_has_room(page))
+    return true;
+  uintptr_t remote = atomic_load_explicit(vm_page_thread_free(page), memory_order_relaxed);
+  return (remote >> VM_THREAD_FREE_COUNT_SHIFT) != 0;
+}
+
 /* Pushes a block onto another thread's page with one CAS. When the page is FULL and armed,
  * this freer tells the owner first: until its block lands, the page cannot be freed. */
 static void push_remote(vm_page_t *page, vm_block_t *block) {
@@ -464,6 +473,8 @@ static VM_NOINLINE void free_into_abandoned(vm_page_t *page, vm_block_t *block) 
                                        memory_order_relaxed);
   bool held =
       (remote >> VM_THREAD_FREE_COUNT_SHIFT) + 1 == used && vm_segment_hold_abandoned(segment);
+  if (!held) /* before the push: until the block lands, nobody can free the segment */
+    vm_segment_abandoned_gains_room(segment);
   push_remote(page, block);
   if (held)
     vm_segment_unhold_abandoned(segment);

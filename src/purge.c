@@ -4,15 +4,15 @@
  * free slices is safe: every change to a segment's slice masks happens under its lock. */
 #include "internal.h"
 
-/* Frees what the calling thread's heap holds empty, adopts the segments of exited
- * threads, and purges free memory everywhere: with force at once and with
+/* Frees what the calling thread's heap holds empty, and what the segments of exited
+ * threads hold empty, and purges free memory everywhere: with force at once and with
  * MADV_DONTNEED, also inside the calling heap's free big blocks, and unmapping the empty
  * segments kept in the cache. Returns true if memory was released. */
 bool vm_purge_collect(bool force) {
   vm_heap_t *heap = vm_heap_tls;
   bool released = false;
+  vm_segment_tidy_abandoned();
   if (heap != &vm_heap_empty) {
-    vm_segment_adopt_all(heap);
     vm_heap_collect_pages(heap, force);
     if (force)
       released = vm_heap_purge_free_blocks(heap) > 0;

@@ -9,11 +9,16 @@
 #include <string.h>
 
 /* Which list holds a segment (vm_segment_t.list). */
-enum { ON_NO_LIST, ON_HEAP_AVAIL, ON_HEAP_FULL, ON_ABANDONED, ON_CACHE };
+enum { ON_NO_LIST, ON_HEAP_AVAIL, ON_HEAP_FULL, ON_ABANDONED, ON_ABANDONED_FULL, ON_CACHE };
 
 static vm_lock_t segments_lock;
 static vm_segment_t *all_segments;
+/* Abandoned segments with room for an adopter (a free slice or a free block), and those
+ * whose every block is in use: adopting one of these gives a heap nothing but other
+ * threads' frees to collect, so it waits until a block comes back (see
+ * vm_segment_abandoned_gains_room). */
 static vm_segment_t *abandoned;
+static vm_segment_t *abandoned_full;
 static vm_segment_t *cache;
 static size_t cache_count;
 static size_t abandoned_count;
@@ -77,16 +82,24 @@ static uint64_t all_usable_slices(void) {
   return ~(uint64_t)0 << VM_FIRST_SLICE;
 }
 
-/* The abandoned list and its count: onto it under the lock, off it with the lock held. */
-static void abandon(vm_segment_t *segment) {
+/* The abandoned lists and their count: onto one under the lock, off it with the lock
+ * held. */
+static void abandon(vm_segment_t *segment, bool has_room) {
   vm_lock(&segments_lock);
-  list_push(&abandoned, segment, ON_ABANDONED);
+  if (has_room)
+    list_push(&abandoned, segment, ON_ABANDONED);
+  else
+    list_push(&abandoned_full, segment, ON_ABANDONED_FULL);
   abandoned_count++;
   vm_unlock(&segments_lock);
 }
 static void unabandon(vm_segment_t *segment) {
-  list_remove(&abandoned, segment);
+  list_remove(list_of(segment) == ON_ABANDONED ? &abandoned : &abandoned_full, segment);
   abandoned_count--;
+}
+static bool is_abandoned(const vm_segment_t *segment) {
+  uint8_t which = list_of(segment);
+  return which == ON_ABANDONED || which == ON_ABANDONED_FULL;
 }
 
 /* ---- making and unmaking segments -------------------------------------------------- */
@@ -313,10 +326,11 @@ bool vm_segment_page_grow(vm_heap_t *heap, vm_page_t *page, size_t count) {
   return true;
 }
 
-/* Takes the first abandoned segment into heap; false when there is none. */
-static bool adopt_one(vm_heap_t *heap) {
+/* Takes the first abandoned segment on list `from` into heap; false when there is none.
+ * Heaps that need room adopt from `abandoned`, those with room. */
+static bool adopt_one(vm_heap_t *heap, vm_segment_t **from) {
   vm_lock(&segments_lock);
-  vm_segment_t *segment = abandoned;
+  vm_segment_t *segment = *from;
   if (segment != NULL)
     unabandon(segment);
   vm_unlock(&segments_lock);
@@ -364,7 +378,8 @@ static int heap_find_run(vm_heap_t *heap, size_t slices, size_t align_slices,
 static bool make_room(vm_heap_t *heap, size_t slices, size_t align_slices) {
   vm_segment_collect_notified(heap);
   vm_segment_t *segment;
-  return heap_find_run(heap, slices, align_slices, &segment) >= 0 || adopt_one(heap);
+  return heap_find_run(heap, slices, align_slices, &segment) >= 0 ||
+         adopt_one(heap, &abandoned);
 }
 
 /* make_room for a page of class_idx, when heap's segments have no room for one. What it
@@ -482,15 +497,17 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
       next = s->next;
       s->next = s->prev = NULL;
       set_list(s, ON_NO_LIST);
+      bool has_room = s->free_slices != 0;
       for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
         vm_page_t *page = &s->pages[i];
         if (page->in_use && page->slice_offset == 0) {
           atomic_store_explicit(&s->remote[i].abandoned_used, page->used, memory_order_relaxed);
           page->owner &= VM_PAGE_FLAGS;
+          has_room = has_room || vm_page_offers_room(page);
         }
       }
       atomic_store_explicit(&s->owner_heap, NULL, memory_order_seq_cst);
-      abandon(s);
+      abandon(s, has_room);
     }
   }
 }
@@ -499,11 +516,25 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
  * does but for no heap; false if a heap adopted it or another thread holds it. */
 bool vm_segment_hold_abandoned(vm_segment_t *segment) {
   vm_lock(&segments_lock);
-  bool held = list_of(segment) == ON_ABANDONED;
+  bool held = is_abandoned(segment);
   if (held)
     unabandon(segment);
   vm_unlock(&segments_lock);
   return held;
+}
+
+/* Called by a thread about to free a block into an abandoned segment (the block keeps
+ * the segment alive until it lands): a segment that had no room has some now, and moves
+ * to where adopters look. */
+void vm_segment_abandoned_gains_room(vm_segment_t *segment) {
+  if (list_of(segment) != ON_ABANDONED_FULL)
+    return; /* the common case: moved by an earlier free already */
+  vm_lock(&segments_lock);
+  if (list_of(segment) == ON_ABANDONED_FULL) {
+    list_remove(&abandoned_full, segment);
+    list_push(&abandoned, segment, ON_ABANDONED);
+  }
+  vm_unlock(&segments_lock);
 }
 
 /* Lets go of a held abandoned segment after giving back every page whose blocks have all
@@ -512,6 +543,7 @@ bool vm_segment_hold_abandoned(vm_segment_t *segment) {
  * of room adopts the segment: a thread that exits leaving its blocks for others to free
  * would otherwise hold its pages for as long as no heap does. */
 void vm_segment_unhold_abandoned(vm_segment_t *segment) {
+  bool has_room = false;
   int remaining = segment->live_pages;
   for (int i = VM_FIRST_SLICE; remaining > 0 && i < VM_SLICES; i++) {
     vm_page_t *page = &segment->pages[i];
@@ -519,12 +551,37 @@ void vm_segment_unhold_abandoned(vm_segment_t *segment) {
       remaining--;
       if (vm_page_all_back(page))
         return_slices(page);
+      else
+        has_room = has_room || vm_page_offers_room(page);
     }
   }
   if (segment->live_pages == 0)
     segment_release(segment);
   else
-    abandon(segment);
+    abandon(segment, has_room || segment->free_slices != 0);
+}
+
+/* Gives back, for malloc_trim, the pages of abandoned segments whose blocks have all come
+ * back, and the segments left empty. They stay abandoned otherwise: adopted into the
+ * trimming thread's heap, their blocks that other threads free later would wait on
+ * remote lists for a thread that may never allocate again to collect them. */
+void vm_segment_tidy_abandoned(void) {
+  vm_lock(&segments_lock);
+  vm_segment_t *held = NULL;
+  vm_segment_t *lists[2] = {abandoned, abandoned_full};
+  for (int l = 0; l < 2; l++)
+    for (vm_segment_t *s = lists[l], *next; s != NULL; s = next) {
+      next = s->next;
+      unabandon(s);
+      s->next = held;
+      held = s;
+    }
+  vm_unlock(&segments_lock);
+  for (vm_segment_t *s = held, *next; s != NULL; s = next) {
+    next = s->next;
+    s->next = NULL;
+    vm_segment_unhold_abandoned(s);
+  }
 }
 
 /* ---- huge blocks ------------------------------------------------------------------- */
@@ -772,6 +829,8 @@ void vm_segment_census(vm_census_t *census, bool measure) {
   census->cached_segments = cache_count;
   census->cached_huge_bytes = huge_cache_bytes;
   census->abandoned_segments = abandoned_count;
+  for (vm_segment_t *s = abandoned_full; s != NULL; s = s->next)
+    census->abandoned_full_segments++;
   vm_segment_t *huge_mappings[] = {huge_list, huge_cache}; /* in use, and kept for reuse */
   for (int l = 0; measure && l < 2; l++)
     for (vm_segment_t *s = huge_mappings[l]; s != NULL; s = s->next) {
@@ -836,7 +895,7 @@ void vm_segment_unlock_all(bool in_child) {
  * back); true if there were any. */
 bool vm_segment_adopt_all(vm_heap_t *heap) {
   bool any = false;
-  while (adopt_one(heap))
+  while (adopt_one(heap, &abandoned) || adopt_one(heap, &abandoned_full))
     any = true;
   return any;
 }

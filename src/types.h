@@ -207,6 +207,7 @@ typedef struct {
   size_t segments, segment_bytes;       /* normal segments mapped */
   size_t cached_segments;               /* of which empty and kept for reuse */
   size_t abandoned_segments;
+  size_t abandoned_full_segments;       /* of which with every block in use */
   size_t huge_blocks, huge_bytes;       /* dedicated mappings */
   size_t cached_huge_bytes;             /* freed huge mappings kept for reuse */
   size_t resident_bytes;                /* of segments and huge mappings, by mincore */

@@ -46,27 +46,106 @@ static void blocks_freed_by_another_thread_come_back(void **state) {
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
+static void *allocate_one(void *arg) {
+  void **slot = arg;
+  *slot = vm_malloc(32);
+  return NULL;
+}
+
+/* An exited thread's segments wait abandoned while others free into them; a trim gives
+ * back only pages whose blocks are all back, and keeps the rest abandoned rather than
+ * moving them into the trimming heap. A new thread, with no room of its own, adopts one
+ * and takes its first block from the freed ones. */
 static void heaps_of_exited_threads_are_adopted(void **state) {
   (void)state;
   static void *blocks[BLOCKS];
+  vm_census_t start, census;
+  vm_segment_census(&start, false);
   pthread_t t;
   pthread_create(&t, NULL, allocate_and_exit, blocks);
   pthread_join(t, NULL);
-  vm_census_t census;
   vm_segment_census(&census, false);
-  assert_true(census.abandoned_segments >= 1);
-  /* half freed while abandoned (remote pushes), then adopted, then the rest freed */
-  for (int i = 0; i < BLOCKS; i += 2)
+  size_t exited = census.abandoned_segments;
+  assert_true(exited > start.abandoned_segments);
+  for (int i = 0; i < BLOCKS; i += 2) /* every page keeps live blocks */
     vm_free(blocks[i]);
   vm_purge_collect(false);
   vm_segment_census(&census, false);
-  assert_int_equal(census.abandoned_segments, 0);
-  for (int i = 0; i < BLOCKS; i += 2)
-    blocks[i] = NULL;
+  assert_int_equal(census.abandoned_segments, exited);
+  void *adopted;
+  pthread_create(&t, NULL, allocate_one, &adopted);
+  pthread_join(t, NULL);
+  bool in_exited_segment = false;
+  for (int i = 1; i < BLOCKS; i += 2)
+    in_exited_segment |= vm_segment_of(blocks[i]) == vm_segment_of(adopted);
+  assert_true(in_exited_segment);
+  vm_segment_census(&census, false);
+  assert_int_equal(census.abandoned_segments, exited); /* abandoned again at its exit */
   for (int i = 1; i < BLOCKS; i += 2) {
     assert_int_equal(*(unsigned char *)blocks[i], 0x5a);
     vm_free(blocks[i]);
   }
+  vm_free(adopted);
+  vm_segment_census(&census, false);
+  assert_int_equal(census.abandoned_segments, start.abandoned_segments);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+/* A segment an exited thread left with every block in use has nothing for a heap that
+ * needs room: such a heap passes it by. Once another thread frees a block into it, the
+ * next heap that needs room adopts it and gets that block. */
+enum { FILL_BLOCK = 128 << 10, FILL_BLOCKS = 28 }; /* 4 a page, 7 pages a segment */
+static void *fill_segment_and_exit(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < FILL_BLOCKS; i++) {
+    blocks[i] = vm_malloc(FILL_BLOCK);
+    memset(blocks[i], 0x6b, 64);
+  }
+  return NULL;
+}
+
+static void *allocate_fill_block(void *arg) {
+  void **slot = arg;
+  *slot = vm_malloc(FILL_BLOCK);
+  return NULL;
+}
+
+static void full_abandoned_segments_wait_for_a_free(void **state) {
+  (void)state;
+  vm_census_t census;
+  vm_segment_census(&census, false);
+  assert_int_equal(census.abandoned_segments, 0); /* else the filler could adopt one */
+  static void *blocks[FILL_BLOCKS];
+  pthread_t t;
+  pthread_create(&t, NULL, fill_segment_and_exit, blocks);
+  pthread_join(t, NULL);
+  vm_segment_t *full = vm_segment_of(blocks[0]);
+  for (int i = 0; i < FILL_BLOCKS; i++)
+    assert_ptr_equal(vm_segment_of(blocks[i]), full);
+  assert_int_equal(full->free_slices, 0);
+  vm_segment_census(&census, false);
+  assert_int_equal(census.abandoned_full_segments, 1);
+  void *passer_by;
+  pthread_create(&t, NULL, allocate_fill_block, &passer_by);
+  pthread_join(t, NULL);
+  assert_ptr_not_equal(vm_segment_of(passer_by), full);
+  vm_free(blocks[5]); /* its page keeps three blocks */
+  vm_segment_census(&census, false);
+  assert_int_equal(census.abandoned_full_segments, 0);
+  assert_int_equal(census.abandoned_segments, 2); /* the passer-by's has room */
+  void *adopter;
+  pthread_create(&t, NULL, allocate_fill_block, &adopter);
+  pthread_join(t, NULL);
+  assert_ptr_equal(adopter, blocks[5]);
+  blocks[5] = adopter;
+  for (int i = 0; i < FILL_BLOCKS; i++) {
+    if (i != 5)
+      assert_int_equal(*(unsigned char *)blocks[i], 0x6b);
+    vm_free(blocks[i]);
+  }
+  vm_free(passer_by);
+  vm_segment_census(&census, false);
+  assert_int_equal(census.abandoned_segments, 0);
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
@@ -98,7 +177,7 @@ static void pages_of_exited_threads_go_back_when_emptied(void **state) {
   vm_segment_census(&emptied, false);
   assert_int_equal(emptied.abandoned_segments, start.abandoned_segments);
   assert_int_equal(emptied.class_pages[kept_class], start.class_pages[kept_class]);
-  assert_true(emptied.cached_segments > start.cached_segments);
+  assert_true(emptied.cached_segments > kept_one.cached_segments); /* the last one left */
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
@@ -176,7 +255,7 @@ static void full_pages_of_exited_threads_are_adopted(void **state) {
   pthread_t t;
   pthread_create(&t, NULL, fill_pages_and_exit, blocks);
   pthread_join(t, NULL);
-  vm_purge_collect(false); /* adopts the abandoned segment */
+  vm_segment_adopt_all(vm_heap_tls);
   assert_true(vm_heap_is_valid(vm_heap_tls));
   for (int i = 0; i < 10; i++)
     vm_free(own[i]);
@@ -284,6 +363,7 @@ static void threads_passing_blocks_around(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(blocks_freed_by_another_thread_come_back),
+      cmocka_unit_test(full_abandoned_segments_wait_for_a_free),
       cmocka_unit_test(heaps_of_exited_threads_are_adopted),
       cmocka_unit_test(pages_of_exited_threads_go_back_when_emptied),
       cmocka_unit_test(exited_threads_blocks_freed_while_others_adopt),
