@@ -359,13 +359,18 @@ static vm_page_t *queued_page_with_room(vm_heap_t *heap, unsigned class_idx) {
 }
 
 /* A page of class_idx with a free block, made the current page; NULL if out of memory.
- * Before a new page, the queue is looked at again after vm_segment_make_room. */
+ * The full pages that other threads freed into are looked for only when the queue has
+ * no room: finding them walks every segment of the heap, and a heap that others free
+ * into all the time would walk them for every page it fills. Before a new page, the
+ * queue is looked at again after vm_segment_make_room. */
 static vm_page_t *find_page(vm_heap_t *heap, unsigned class_idx) {
   vm_segment_purge_tick(heap);
   vm_purge_background_ensure();
-  if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
-    vm_segment_collect_notified(heap);
   vm_page_t *page = queued_page_with_room(heap, class_idx);
+  if (page == NULL && atomic_load_explicit(&heap->notified, memory_order_relaxed)) {
+    vm_segment_collect_notified(heap);
+    page = queued_page_with_room(heap, class_idx);
+  }
   if (page == NULL && vm_segment_make_room(heap, class_idx))
     page = queued_page_with_room(heap, class_idx);
   if (page != NULL)
