@@ -8,7 +8,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <linux/futex.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -16,19 +19,29 @@ enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
 static atomic_int early_state;
 static atomic_bool late_done;
 
+/* Critical sections are short, so a waiter spins first. It then sleeps rather than
+ * yields: with more threads than CPUs, a holder that was preempted gets the CPU back
+ * sooner from sleepers than from threads that keep yielding it to one another. */
 void vm_lock_slow(vm_lock_t *lock) {
-  for (;;) {
-    for (int spin = 0; spin < 64; spin++) {
-      if (atomic_load_explicit(&lock->held, memory_order_relaxed) == 0) {
-        int expected = 0;
-        if (atomic_compare_exchange_weak_explicit(&lock->held, &expected, 1,
-                                                  memory_order_acquire, memory_order_relaxed))
-          return;
-      }
-      __builtin_ia32_pause();
+  for (int spin = 0; spin < 100; spin++) {
+    int seen = atomic_load_explicit(&lock->held, memory_order_relaxed);
+    if (seen == 0) {
+      if (atomic_compare_exchange_weak_explicit(&lock->held, &seen, 1, memory_order_acquire,
+                                                memory_order_relaxed))
+        return;
+    } else if (seen == 2) {
+      break; /* others sleep already: spinning would only delay joining them */
     }
-    sched_yield();
+    __builtin_ia32_pause();
   }
+  /* from here on the lock is taken as "held with sleepers", since this thread may have
+   * been one: the unlock that follows wakes the next */
+  while (atomic_exchange_explicit(&lock->held, 2, memory_order_acquire) != 0)
+    syscall(SYS_futex, &lock->held, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void vm_lock_wake(vm_lock_t *lock) {
+  syscall(SYS_futex, &lock->held, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 bool vm_init_done(void) {

@@ -76,6 +76,7 @@ VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
 
 /* ---- lock (vm_lock_t is in types.h) ------------------------------------------------ */
 void vm_lock_slow(vm_lock_t *lock);
+void vm_lock_wake(vm_lock_t *lock);
 VM_INLINE void vm_lock(vm_lock_t *lock) {
   int expected = 0;
   if (!atomic_compare_exchange_strong_explicit(&lock->held, &expected, 1,
@@ -83,7 +84,8 @@ VM_INLINE void vm_lock(vm_lock_t *lock) {
     vm_lock_slow(lock);
 }
 VM_INLINE void vm_unlock(vm_lock_t *lock) {
-  atomic_store_explicit(&lock->held, 0, memory_order_release);
+  if (atomic_exchange_explicit(&lock->held, 0, memory_order_release) == 2)
+    vm_lock_wake(lock);
 }
 
 /* ---- os.c -------------------------------------------------------------------------- */

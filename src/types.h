@@ -8,7 +8,8 @@
 
 #define VM_CLASS_COUNT 63 /* classes 1..63; 0 means "one block per page" */
 
-/* A spinlock: no allocation, and trivially reset in a fork child (see internal.h). */
+/* A lock that spins a little, then sleeps on a futex: no allocation, and trivially reset
+ * in a fork child (see internal.h). held: 0 free, 1 held, 2 held with sleepers. */
 typedef struct {
   atomic_int held;
 } vm_lock_t;

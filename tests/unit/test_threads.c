@@ -3,6 +3,7 @@
 #include "unit.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -304,6 +305,36 @@ static void threads_that_keep_one_block_share_pages(void **state) {
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
+/* The allocator's lock under contention, with more threads than CPUs, so holders are
+ * preempted and waiters go to sleep: every increment made under it must count. */
+enum { LOCK_THREADS = 6, LOCK_ROUNDS = 200000 };
+static vm_lock_t counted_lock;
+static unsigned long lock_counter; /* plain: only the lock orders the increments */
+
+static void *count_under_lock(void *arg) {
+  (void)arg;
+  for (int i = 0; i < LOCK_ROUNDS; i++) {
+    vm_lock(&counted_lock);
+    unsigned long seen = lock_counter;
+    if ((i & 255) == 0)
+      sched_yield(); /* gives up the CPU holding the lock: the others must wait */
+    lock_counter = seen + 1;
+    vm_unlock(&counted_lock);
+  }
+  return NULL;
+}
+
+static void lock_excludes_under_contention(void **state) {
+  (void)state;
+  pthread_t threads[LOCK_THREADS];
+  for (int i = 0; i < LOCK_THREADS; i++)
+    pthread_create(&threads[i], NULL, count_under_lock, NULL);
+  for (int i = 0; i < LOCK_THREADS; i++)
+    pthread_join(threads[i], NULL);
+  assert_int_equal(lock_counter, (unsigned long)LOCK_THREADS * LOCK_ROUNDS);
+  assert_int_equal(atomic_load(&counted_lock.held), 0);
+}
+
 /* Mixed stress: every thread allocates, writes, and passes blocks around a ring of
  * mailboxes, so most frees are remote; contents are checked before every free. */
 enum { THREADS = 6, MAILBOX = 512, ROUNDS = 60000 };
@@ -370,6 +401,7 @@ int main(void) {
       cmocka_unit_test(full_pages_of_exited_threads_are_adopted),
       cmocka_unit_test(threads_that_keep_one_block_share_pages),
       cmocka_unit_test(threads_passing_blocks_around),
+      cmocka_unit_test(lock_excludes_under_contention),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
