@@ -530,6 +530,10 @@ static bool foreign_keep(vm_heap_t *heap, const vm_page_t *page, vm_block_t *blo
   unsigned c = page->class_idx;
   if (c == 0 || heap == &vm_heap_empty)
     return false;
+  /* a block smaller than a cache line shares its line with blocks the owner hands out:
+   * reused here, two threads would write one line (false sharing) */
+  if (page->block_size < 64)
+    return false;
   /* a block of an exited thread goes home: kept, it would hold its abandoned page (and
    * segment) from whoever adopts them next */
   if (atomic_load_explicit(&vm_segment_of(page)->owner_heap, memory_order_relaxed) == NULL)

@@ -305,6 +305,40 @@ static void threads_that_keep_one_block_share_pages(void **state) {
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
+/* A thread that frees another live thread's blocks keeps some to hand out itself, but
+ * not blocks smaller than a cache line: those share their line with blocks their owner
+ * hands out, and reusing them here would have two threads write one line. */
+typedef struct {
+  void *small, *medium;
+  size_t small_kept, medium_kept;
+} foreign_case_t;
+
+static void *free_anothers_blocks(void *arg) {
+  foreign_case_t *c = arg;
+  void *own = vm_malloc(16); /* gives this thread its heap */
+  vm_free(c->small);
+  vm_free(c->medium);
+  c->small_kept = vm_heap_tls->foreign_count[vm_class_of(16)];
+  c->medium_kept = vm_heap_tls->foreign_count[vm_class_of(128)];
+  vm_free(own);
+  return NULL;
+}
+
+static void small_blocks_go_home_from_other_threads(void **state) {
+  (void)state;
+  foreign_case_t c = {vm_malloc(16), vm_malloc(128), 0, 0};
+  vm_page_t *small_page = vm_page_of(vm_segment_of(c.small), c.small);
+  pthread_t t;
+  pthread_create(&t, NULL, free_anothers_blocks, &c);
+  pthread_join(t, NULL);
+  assert_int_equal(c.small_kept, 0);
+  assert_int_equal(c.medium_kept, 1);
+  /* the small block went home at once; the medium one when the thread exited */
+  uintptr_t remote = atomic_load(vm_page_thread_free(small_page));
+  assert_true((remote >> VM_THREAD_FREE_COUNT_SHIFT) >= 1);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
 /* The allocator's lock under contention, with more threads than CPUs, so holders are
  * preempted and waiters go to sleep: every increment made under it must count. */
 enum { LOCK_THREADS = 6, LOCK_ROUNDS = 200000 };
@@ -402,6 +436,7 @@ int main(void) {
       cmocka_unit_test(threads_that_keep_one_block_share_pages),
       cmocka_unit_test(threads_passing_blocks_around),
       cmocka_unit_test(lock_excludes_under_contention),
+      cmocka_unit_test(small_blocks_go_home_from_other_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
