@@ -892,7 +892,8 @@ void vm_segment_unlock_all(bool in_child) {
 /* ---- giving memory back ------------------------------------------------------------ */
 
 /* Adopts every abandoned segment into heap (whose pages then give their empty pages
- * back); true if there were any. */
+ * back); true if there were any. Heaps adopt one at a time as they need room and
+ * malloc_trim adopts none: this is for tests that need an adoption now. */
 bool vm_segment_adopt_all(vm_heap_t *heap) {
   bool any = false;
   while (adopt_one(heap, &abandoned) || adopt_one(heap, &abandoned_full))

@@ -615,7 +615,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(vm_heap_is_valid(vm_heap_tls), "vm_heap_is_valid() failed after freeing everything");
   /* what vm_purge_collect(true) does but for the system calls, which would cost a page
    * fault per page touched in the next input */
-  vm_segment_adopt_all(vm_heap_tls);
+  vm_segment_tidy_abandoned();
   vm_heap_collect_pages(vm_heap_tls, true);
   CHECK(vm_heap_is_valid(vm_heap_tls), "vm_heap_is_valid() failed after the final collect");
   return 0;
