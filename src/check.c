@@ -109,6 +109,11 @@ static void *quarantine[QUARANTINE_BLOCKS];
 static size_t quarantine_size[QUARANTINE_BLOCKS];
 static size_t quarantine_head, quarantine_count, quarantine_bytes;
 
+/* Fork: the quarantine's lock is a leaf (nothing else is taken under it), taken last
+ * before fork and released on both sides, as every allocator lock is (see init.c). */
+void vm_check_lock_all(void) { vm_lock(&quarantine_lock); }
+void vm_check_unlock_all(void) { vm_unlock(&quarantine_lock); }
+
 /* Puts a freed block in quarantine. Returns the blocks that must now really be freed,
  * linked through their first word (plain pointers): the oldest ones, as many as make
  * room, or p itself when it is too big to wait. */

@@ -71,12 +71,15 @@ void vm_init_process(void) {
 static void before_fork(void) {
   vm_heap_lock_all();
   vm_segment_lock_all();
+  vm_check_lock_all();
 }
 static void after_fork_parent(void) {
+  vm_check_unlock_all();
   vm_segment_unlock_all(false);
   vm_heap_unlock_all(false);
 }
 static void after_fork_child(void) {
+  vm_check_unlock_all();
   vm_segment_unlock_all(true);
   vm_heap_unlock_all(true);
   vm_purge_fork_child();

@@ -418,6 +418,8 @@ void *vm_check_on_malloc(void *p, size_t n, size_t block_size, bool class_block)
 size_t vm_check_requested(void *p, size_t block_size);
 bool vm_check_on_free(void *p, size_t block_size, bool class_block, const char *where);
 vm_block_t *vm_check_quarantine(void *p, size_t bytes);
+void vm_check_lock_all(void);
+void vm_check_unlock_all(void);
 vm_block_t *vm_check_shuffled_list(uint8_t *first, size_t count, size_t block_size,
                                    vm_block_t *tail_next, uintptr_t secret);
 

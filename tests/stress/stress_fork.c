@@ -130,9 +130,9 @@ static void wait_for_child(pid_t child, int fork_number)
     }
 }
 
-int main(void)
+/* The forks, under whatever VMALLOC_CHECK this process started with. */
+static void fork_under_busy_threads(const char *label)
 {
-    alarm(WATCHDOG_SECONDS);
     for (int i = 0; i < PARENT_BLOCKS; i++)
         held_allocate(&parent_blocks[i], (size_t)1 << (i % 24), pattern_seed(7, (uint64_t)i));
 
@@ -167,7 +167,24 @@ int main(void)
         CHECK(pthread_join(busy[i], NULL) == 0, "pthread_join");
     for (int i = 0; i < PARENT_BLOCKS; i++)
         held_check_and_free(&parent_blocks[i], "parent's");
-    printf("stress_fork: %d forks under %d busy threads (%lu allocations) ok\n", FORK_COUNT,
-           BUSY_THREAD_COUNT, atomic_load(&busy_operations));
+    printf("stress_fork%s: %d forks under %d busy threads (%lu allocations) ok\n", label,
+           FORK_COUNT, BUSY_THREAD_COUNT, atomic_load(&busy_operations));
+}
+
+/* Then again at VMALLOC_CHECK=3, whose quarantine has a lock of its own on every free. */
+int main(int argc, char **argv)
+{
+    alarm(WATCHDOG_SECONDS);
+    if (argc > 1 && strcmp(argv[1], "checked") == 0) {
+        fork_under_busy_threads(" at VMALLOC_CHECK=3");
+        return 0;
+    }
+    fork_under_busy_threads("");
+    fflush(stdout);
+    char err[4096];
+    int status = run_self((const char *[]){"checked", NULL},
+                          (const char *[]){"VMALLOC_CHECK=3", NULL}, err, sizeof err, NULL);
+    CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the forks at VMALLOC_CHECK=3 failed (status 0x%x): %s", status, err);
     return 0;
 }
