@@ -82,9 +82,23 @@ static uint64_t all_usable_slices(void) {
   return ~(uint64_t)0 << VM_FIRST_SLICE;
 }
 
+/* Whether an adopter would find room in an abandoned segment: a free slice, or a page
+ * with a free block. */
+static bool offers_room(const vm_segment_t *segment) {
+  if (segment->free_slices != 0)
+    return true;
+  for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
+    const vm_page_t *page = &segment->pages[i];
+    if (page->in_use && page->slice_offset == 0 && vm_page_offers_room(page))
+      return true;
+  }
+  return false;
+}
+
 /* The abandoned lists and their count: onto one under the lock, off it with the lock
  * held. */
-static void abandon(vm_segment_t *segment, bool has_room) {
+static void abandon(vm_segment_t *segment) {
+  bool has_room = offers_room(segment);
   vm_lock(&segments_lock);
   if (has_room)
     list_push(&abandoned, segment, ON_ABANDONED);
@@ -497,17 +511,15 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
       next = s->next;
       s->next = s->prev = NULL;
       set_list(s, ON_NO_LIST);
-      bool has_room = s->free_slices != 0;
       for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
         vm_page_t *page = &s->pages[i];
         if (page->in_use && page->slice_offset == 0) {
           atomic_store_explicit(&s->remote[i].abandoned_used, page->used, memory_order_relaxed);
           page->owner &= VM_PAGE_FLAGS;
-          has_room = has_room || vm_page_offers_room(page);
         }
       }
       atomic_store_explicit(&s->owner_heap, NULL, memory_order_seq_cst);
-      abandon(s, has_room);
+      abandon(s);
     }
   }
 }
@@ -543,7 +555,6 @@ void vm_segment_abandoned_gains_room(vm_segment_t *segment) {
  * of room adopts the segment: a thread that exits leaving its blocks for others to free
  * would otherwise hold its pages for as long as no heap does. */
 void vm_segment_unhold_abandoned(vm_segment_t *segment) {
-  bool has_room = false;
   int remaining = segment->live_pages;
   for (int i = VM_FIRST_SLICE; remaining > 0 && i < VM_SLICES; i++) {
     vm_page_t *page = &segment->pages[i];
@@ -551,14 +562,12 @@ void vm_segment_unhold_abandoned(vm_segment_t *segment) {
       remaining--;
       if (vm_page_all_back(page))
         return_slices(page);
-      else
-        has_room = has_room || vm_page_offers_room(page);
     }
   }
   if (segment->live_pages == 0)
     segment_release(segment);
   else
-    abandon(segment, has_room || segment->free_slices != 0);
+    abandon(segment);
 }
 
 /* Gives back, for malloc_trim, the pages of abandoned segments whose blocks have all come
