@@ -194,7 +194,7 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page);
 bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page);
 void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page);
 void vm_heap_collect_pages(vm_heap_t *heap, bool force);
-size_t vm_heap_purge_free_blocks(vm_heap_t *heap);
+size_t vm_heap_purge_pages(vm_heap_t *heap, bool force);
 void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
 bool vm_page_block_is_freed(const vm_block_t *block);

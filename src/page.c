@@ -142,6 +142,8 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->next = page->prev = NULL;
   atomic_store_explicit(vm_page_thread_free(page), 0, memory_order_relaxed);
   set_owner(page, vm_page_owner_word(heap));
+  page->clean_from = page->zeroed ? 0 : (uint16_t)(page->reserved + 1);
+  page->carved_peak = page->carved_peak_before = 0;
 }
 
 /* Carves the next few never-used blocks onto the free list: a few KiB at a time, so
@@ -166,6 +168,8 @@ static void page_extend(vm_page_t *page) {
     page->free = (vm_block_t *)first;
   }
   page->capacity += (uint16_t)count;
+  if (page->capacity > page->clean_from)
+    page->clean_from = page->capacity;
   if (page->pin_held && !small_enough_to_hold_pin(page))
     pin_release(page); /* every block is handed out: used stays above 0 */
 }
@@ -298,36 +302,76 @@ void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
   }
 }
 
-/* Drops the whole OS pages inside the free blocks of one page (MADV_DONTNEED), past the
- * bytes the free block must keep (vm_check_free_span). Returns the bytes dropped. */
+/* ---- memory inside pages goes back ------------------------------------------------
+ * A page hands out its blocks from its start (page_extend), so the blocks it has not
+ * carved are one range at its end, its tail. The tail can hold resident memory no block
+ * uses: the page was made of slices an earlier page or big block left resident (a 576
+ * KiB page of 40 KiB blocks made where a big block was keeps 536 KiB for one block in
+ * use), or it started again from its first block (vm_page_retire). The purge clock looks
+ * at every page with room every half purge delay: the part of the tail that no carving
+ * reached in the last two looks goes back with MADV_DONTNEED, and a block carved there
+ * later faults its pages in as it is written. A page that carves and starts again in a
+ * loop keeps what the loop reaches. malloc_trim also gives back, at once, the OS pages
+ * inside free blocks bigger than an OS page; smaller blocks share their OS pages. */
+
+static size_t purge_range(uintptr_t from, uintptr_t to) {
+  size_t os_page = vm_os_page_size();
+  from = vm_align_up(from, os_page);
+  to &= ~(uintptr_t)(os_page - 1);
+  if (to <= from || vm_os_purge((void *)from, to - from, true) != VM_PURGE_DONE)
+    return 0;
+  return to - from;
+}
+
+/* Gives back the tail past block `from` up to where it is clean already. */
+static size_t purge_tail_from(vm_page_t *page, uint16_t from) {
+  if (page->clean_from <= from)
+    return 0;
+  uintptr_t area = (uintptr_t)vm_page_area(vm_segment_of(page), page);
+  uintptr_t end = page->clean_from > page->reserved
+                      ? area + (size_t)page->slice_count * VM_SLICE_SIZE /* and the slack */
+                      : area + (size_t)page->clean_from * page->block_size;
+  page->clean_from = from;
+  return purge_range(area + (size_t)from * page->block_size, end);
+}
+
+/* The OS pages inside the free blocks, past the bytes a free block keeps
+ * (vm_check_free_span). */
 static size_t purge_free_blocks(vm_page_t *page) {
-  size_t os_page = vm_os_page_size(), keep = vm_check_free_span(page->block_size);
+  size_t keep = vm_check_free_span(page->block_size);
   uintptr_t secret = vm_secret.list_secret;
   size_t purged = 0;
   for (vm_block_t *block = page->free; block != NULL;) {
-    uintptr_t from = vm_align_up((uintptr_t)block + keep, os_page);
-    uintptr_t to = ((uintptr_t)block + page->block_size) & ~(uintptr_t)(os_page - 1);
-    if (to > from && vm_os_purge((void *)from, to - from, true) == VM_PURGE_DONE)
-      purged += to - from;
+    purged += purge_range((uintptr_t)block + keep, (uintptr_t)block + page->block_size);
     vm_block_t *next = vm_block_next(block, secret);
     block = vm_block_next_leaves(block, next) ? NULL : next; /* the end, or a corrupt link */
   }
   return purged;
 }
 
-/* malloc_trim's part for the free blocks of the calling heap: a page of blocks bigger
- * than an OS page keeps its free ones in RAM even when few are in use (a heap that held
- * many big blocks and kept a scattered few), and they are not for smaller classes to
- * reuse. Their inner pages go back; a block handed out again faults them in as it is
- * written. glibc's malloc_trim does the same with its free chunks. */
-size_t vm_heap_purge_free_blocks(vm_heap_t *heap) {
+static uint16_t max16(uint16_t a, uint16_t b) { return a > b ? a : b; }
+
+/* One look of the purge clock at the pages of heap's queues (every page with room, so
+ * every page with a tail); with force (malloc_trim) everything free goes at once, blocks
+ * freed by other threads first. Returns the bytes given back. With huge pages on, the
+ * clock leaves them alone: these ranges are smaller than a huge page and would break
+ * one up (a trim asks for that). */
+size_t vm_heap_purge_pages(vm_heap_t *heap, bool force) {
+  if (!force && vm_os_huge_pages())
+    return 0;
   size_t purged = 0;
   for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
-    if (vm_class_size[c] <= vm_os_page_size())
-      continue;
     for (vm_page_t *page = heap->queues[c].first; page != NULL; page = page->next) {
-      vm_page_collect(page);
-      purged += purge_free_blocks(page);
+      uint16_t reached = page->capacity;
+      if (!force)
+        reached = max16(reached, max16(page->carved_peak, page->carved_peak_before));
+      purged += purge_tail_from(page, reached);
+      page->carved_peak_before = max16(page->capacity, page->carved_peak);
+      page->carved_peak = 0;
+      if (force && vm_class_size[c] > vm_os_page_size()) {
+        vm_page_collect(page);
+        purged += purge_free_blocks(page);
+      }
     }
   }
   return purged;
@@ -417,6 +461,8 @@ void *vm_page_pop_last(vm_page_t *page, vm_block_t *block, vm_block_t *next) {
  * long-lived ones allocated next, which would keep it from ever emptying again. */
 void vm_page_retire(vm_heap_t *heap, vm_page_t *page) {
   if (page->pinned && page->next == NULL) {
+    if (page->capacity > page->carved_peak)
+      page->carved_peak = page->capacity;
     page->free = NULL;
     page->capacity = 0;
     pin_hold(page);

@@ -15,7 +15,7 @@ bool vm_purge_collect(bool force) {
   if (heap != &vm_heap_empty) {
     vm_heap_collect_pages(heap, force);
     if (force)
-      released = vm_heap_purge_free_blocks(heap) > 0;
+      released = vm_heap_purge_pages(heap, true) > 0;
   }
   released |= vm_segment_purge_everything(force) > 0;
   if (force)

@@ -1034,6 +1034,7 @@ void vm_segment_purge_tick(vm_heap_t *heap) {
   for (int l = 0; l < 2; l++)
     for (vm_segment_t *s = lists[l]; s != NULL; s = s->next)
       segment_purge(s, now, false);
+  vm_heap_purge_pages(heap, false);
   vm_segment_purge_shared(now, false);
 }
 

@@ -52,7 +52,8 @@ typedef struct vm_block_s {
  *          page never reaches 0 on the free fast path, and a malloc/free loop on it
  *          never leaves the fast path;
  *   used - pin_held + |free| = capacity <= reserved; pin_held <= pinned;
- *   blocks [capacity, reserved) have never been handed out and are not on any list.
+ *   blocks [capacity, reserved) have never been handed out and are not on any list
+ *          (its tail: from block clean_from on, its memory is known not resident).
  * The owner thread alone writes the descriptor. Its thread_free (in the segment's
  * remote[], see vm_page_thread_free) any thread may push onto (one atomic CAS) and only
  * the owner takes (one atomic exchange). While the page's
@@ -85,6 +86,9 @@ struct vm_page_s {
   uint8_t pin_held;     /* 1 while `used` holds the current page's extra count */
   vm_page_t *next;      /* in the owner's class queue */
   vm_page_t *prev;
+  uint16_t clean_from;   /* reserved + 1: the slack after the last block is not clean */
+  uint16_t carved_peak;  /* the most blocks carved since the purge clock last looked, */
+  uint16_t carved_peak_before; /* and in the look before (see vm_heap_purge_pages) */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(vm_page_t) == 128, "a page descriptor is two cache lines");
 #define VM_PAGE_DESCRIPTOR_SHIFT 7

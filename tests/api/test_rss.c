@@ -3,6 +3,8 @@
  * schedule), and calloc of purged memory reads as zero. Each case runs in a fresh child
  * so that one case's heap does not blur the next one's figures. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -167,6 +169,173 @@ static int lazy_bound_child(size_t min, size_t max) {
   fprintf(stderr, "  %zu-%zu B blocks: peak %zu MiB, 400 ms after freeing %zu MiB\n", min, max,
           peak >> 20, after >> 20);
   return after < peak / 4 ? 0 : 4;
+}
+
+/* Bytes of [from, to) resident, by mincore. */
+static size_t resident_in(const void *from, const void *to) {
+  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = ((uintptr_t)from + os_page - 1) & ~(os_page - 1);
+  uintptr_t end = (uintptr_t)to & ~(os_page - 1);
+  if (end <= start)
+    return 0;
+  size_t pages = (end - start) / os_page, resident = 0;
+  unsigned char *vec = malloc(pages);
+  if (vec == NULL || mincore((void *)start, end - start, vec) != 0)
+    _exit(20);
+  for (size_t i = 0; i < pages; i++)
+    resident += (vec[i] & 1) * os_page;
+  free(vec);
+  return resident;
+}
+
+/* Memory inside a page of 40 KiB blocks that no block in use holds goes back, while the
+ * blocks in use keep their bytes:
+ *   tail: the page is filled whole and emptied; it is its class's only page, so it
+ *         stays, and starts again from its first block: the rest is its tail, which the
+ *         purge schedule gives back once no carving has reached it for two of its looks
+ *         (every 50 ms by default), and a trim at once;
+ *   idle: all but the first block are freed, and stay free: the page does not empty. A
+ *         trim gives back what the free blocks hold past the OS page each starts in.
+ * The blocks are allocated in a thread of their own, so the page is the first of its
+ * class in that thread's heap. */
+enum { PAGE_BLOCK = 40000, PAGE_BLOCK_SPACING = 40960, PAGE_BLOCKS = 14 };
+typedef struct {
+  bool idle, trim;
+  int code;
+} inside_case_t;
+
+static void *inside_thread(void *arg) {
+  inside_case_t *c = arg;
+  unsigned char *blocks[PAGE_BLOCKS];
+  for (int i = 0; i < PAGE_BLOCKS; i++) {
+    blocks[i] = malloc(PAGE_BLOCK);
+    if (blocks[i] == NULL)
+      _exit(10);
+    fill_bytes(blocks[i], 0x5a, PAGE_BLOCK);
+  }
+  unsigned char *low = blocks[0], *high = blocks[0];
+  for (int i = 1; i < PAGE_BLOCKS; i++) {
+    low = blocks[i] < low ? blocks[i] : low;
+    high = blocks[i] > high ? blocks[i] : high;
+  }
+  if ((size_t)(high - low) != (PAGE_BLOCKS - 1) * (size_t)PAGE_BLOCK_SPACING) {
+    c->code = 2; /* not one page of consecutive blocks: the test would measure nothing */
+    return NULL;
+  }
+  unsigned char *kept;
+  if (c->idle) {
+    kept = low;
+    for (int i = 0; i < PAGE_BLOCKS; i++)
+      if (blocks[i] != kept)
+        free(blocks[i]);
+  } else {
+    for (int i = 0; i < PAGE_BLOCKS; i++)
+      free(blocks[i]);
+    kept = malloc(PAGE_BLOCK); /* the page's first block again */
+    fill_bytes(kept, 0x33, PAGE_BLOCK);
+  }
+  size_t before = resident_in(low + PAGE_BLOCK_SPACING, high + PAGE_BLOCK);
+  if (c->trim) {
+    malloc_trim(0);
+  } else {
+    for (int round = 0; round < 5; round++) { /* past three looks, with slow paths */
+      sleep_ms(100);
+      void *volatile big = malloc(200000);
+      free(big);
+    }
+  }
+  size_t after = resident_in(low + PAGE_BLOCK_SPACING, high + PAGE_BLOCK);
+  fprintf(stderr, "  %s, %s: block in use %s; the rest %zu KiB resident, then %zu KiB\n",
+          c->idle ? "idle blocks" : "tail", c->trim ? "trim" : "schedule",
+          kept == low ? "at the page start" : "elsewhere", before >> 10, after >> 10);
+  for (size_t i = 0; i < PAGE_BLOCK; i++)
+    if (kept[i] != (c->idle ? 0x5a : 0x33))
+      c->code = 3;
+  free(kept);
+  /* a free block keeps the OS page it starts in (its links): 13 of them at most */
+  if (c->code == 0)
+    c->code = kept != low ? 4 : before < 400 * KiB ? 5 : after > 13 * 4 * KiB ? 6 : 0;
+  return NULL;
+}
+
+/* The other side: a page that fills and empties in a loop keeps what the loop reaches,
+ * however long the loop runs, so it takes no page fault once warm. */
+static void *cycling_thread(void *arg) {
+  inside_case_t *c = arg;
+  unsigned char *blocks[PAGE_BLOCKS];
+  long faults_at_warm = 0, cycles = 0;
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    if (ms >= 600)
+      break;
+    struct rusage usage;
+    getrusage(RUSAGE_THREAD, &usage);
+    if (ms < 100)
+      faults_at_warm = usage.ru_minflt;
+    else
+      cycles++;
+    for (int i = 0; i < PAGE_BLOCKS; i++) {
+      blocks[i] = malloc(PAGE_BLOCK);
+      if (blocks[i] == NULL)
+        _exit(10);
+      fill_bytes(blocks[i], 0x5a, PAGE_BLOCK);
+    }
+    for (int i = 0; i < PAGE_BLOCKS; i++)
+      free(blocks[i]);
+    void *volatile big = malloc(200000); /* a slow path: the purge clock runs */
+    free(big);
+    sleep_ms(1);
+  }
+  struct rusage usage;
+  getrusage(RUSAGE_THREAD, &usage);
+  long faults = usage.ru_minflt - faults_at_warm;
+  fprintf(stderr, "  %ld cycles after the first 100 ms, %ld page faults\n", cycles, faults);
+  c->code = cycles < 50 ? 2 : faults >= cycles ? 3 : 0;
+  return NULL;
+}
+
+static int cycling_child(void *arg) {
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, cycling_thread, arg) != 0 || pthread_join(thread, NULL) != 0)
+    return 9;
+  return ((inside_case_t *)arg)->code;
+}
+
+static void page_filled_in_a_loop_keeps_its_memory(void **state) {
+  (void)state;
+  inside_case_t c = {false, false, 0};
+  int code = run_forked(cycling_child, &c);
+  if (code != 0)
+    fail_msg("child failed with code %d", code);
+}
+
+static int inside_child(void *arg) {
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, inside_thread, arg) != 0 || pthread_join(thread, NULL) != 0)
+    return 9;
+  return ((inside_case_t *)arg)->code;
+}
+
+static void run_inside_case(bool idle, bool trim) {
+  inside_case_t c = {idle, trim, 0};
+  int code = run_forked(inside_child, &c);
+  if (code != 0)
+    fail_msg("child failed with code %d", code);
+}
+static void emptied_page_gives_back_its_tail_on_schedule(void **state) {
+  (void)state;
+  run_inside_case(false, false);
+}
+static void emptied_page_gives_back_its_tail_on_trim(void **state) {
+  (void)state;
+  run_inside_case(false, true);
+}
+static void idle_free_blocks_go_back_on_trim(void **state) {
+  (void)state;
+  run_inside_case(true, true);
 }
 
 /* Memory given back and reused reads as zero through calloc, dirty before or not. */
@@ -415,6 +584,10 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(trim_small_blocks),      cmocka_unit_test(trim_large_blocks),
       cmocka_unit_test(trim_scattered_big_blocks),
+      cmocka_unit_test(emptied_page_gives_back_its_tail_on_schedule),
+      cmocka_unit_test(emptied_page_gives_back_its_tail_on_trim),
+      cmocka_unit_test(idle_free_blocks_go_back_on_trim),
+      cmocka_unit_test(page_filled_in_a_loop_keeps_its_memory),
       cmocka_unit_test(schedule_small_blocks),  cmocka_unit_test(schedule_large_blocks),
       cmocka_unit_test(lazy_purge_is_bounded_small_blocks),
       cmocka_unit_test(lazy_purge_is_bounded_large_blocks),
