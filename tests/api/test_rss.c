@@ -416,6 +416,35 @@ static int huge_loop_child(size_t size, size_t count) {
   return faults < (long)(2 * pages) ? 0 : 3;
 }
 
+/* A block of `small` bytes reuses the mapping of a freed, filled block of `big` (up to
+ * four times the size, so it comes whole) but not its memory: what the program wrote
+ * there is not the new block's and would stay resident for as long as it lives (sort
+ * frees a 50 MiB buffer and allocates four of 12.5 MiB). The bytes past the block that
+ * malloc_usable_size counts stay usable. */
+static int reused_huge_mapping_child(size_t big, size_t small) {
+  unsigned char *first = malloc(big);
+  if (first == NULL)
+    return 2;
+  fill_bytes(first, 0x5a, big);
+  free(first);
+  size_t cached = resident_bytes();
+  unsigned char *block = malloc(small);
+  if (block == NULL)
+    return 2;
+  size_t taken = resident_bytes(), usable = malloc_usable_size(block);
+  fill_bytes(block, 0x33, small);
+  size_t filled = resident_bytes();
+  fprintf(stderr, "  %zu MiB block in a %zu MiB mapping (usable %zu MiB): RSS %zu MiB freed, "
+          "%zu MiB taken, %zu MiB filled\n", small >> 20, big >> 20, usable >> 20,
+          cached >> 20, taken >> 20, filled >> 20);
+  if (block != first || usable < big - 64 * KiB)
+    return 3; /* not the mapping whole: the test would measure nothing */
+  for (size_t offset = small; offset < usable; offset += 4 * KiB)
+    block[offset] = 0x77;
+  free(block);
+  return taken + (big - small) / 2 < cached ? 0 : 5;
+}
+
 /* Huge blocks of varied sizes replaced one at a time and touched one byte per 64 KiB, as
  * a program with big sparse tables does, and a quarter of them from calloc. What a freed
  * mapping costs the cache is its resident pages, so it keeps far more of them than of
@@ -571,6 +600,10 @@ static void calloc_of_a_half_filled_huge_block(void **state) {
   (void)state;
   run_in_child(filled_calloc_child, 8 << 20, 4 << 20);
 }
+static void reused_huge_mapping_keeps_no_memory_past_its_block(void **state) {
+  (void)state;
+  run_in_child(reused_huge_mapping_child, 48 << 20, 12 << 20);
+}
 static void huge_blocks_kept_for_reuse_go_back(void **state) {
   (void)state;
   run_in_child(huge_cache_expiry_child, 4 << 20, 0);
@@ -598,6 +631,7 @@ int main(void) {
       cmocka_unit_test(calloc_of_a_filled_huge_block_asks_once),
       cmocka_unit_test(calloc_of_a_half_filled_huge_block),
       cmocka_unit_test(huge_blocks_kept_for_reuse_go_back),
+      cmocka_unit_test(reused_huge_mapping_keeps_no_memory_past_its_block),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
