@@ -222,6 +222,7 @@ bool vm_large_grow_in_place(vm_segment_t *segment, void *p, size_t n);
 void *vm_huge_malloc(size_t n, size_t alignment);
 void *vm_huge_realloc(vm_segment_t *segment, size_t n);
 void vm_huge_clear(vm_segment_t *segment, void *p, size_t n);
+void vm_huge_dropped_from(vm_segment_t *segment, size_t offset); /* pages from offset on */
 /* A huge mapping's new size: pages cut off leave what is known of its pages. */
 VM_INLINE void vm_segment_huge_set_size(vm_segment_t *segment, size_t size) {
   segment->size = size;

@@ -145,9 +145,17 @@ void *vm_huge_realloc(vm_segment_t *segment, size_t n) {
 /* Clears n bytes at p, the block of a reused huge mapping, for calloc. Asking pagemap
  * which pages hold memory costs about as much per page as writing the page (the kernel
  * walks the page table), so what it said is kept: pages that were the process's own stay
- * so while mapped (vmalloc drops no page of a huge mapping it keeps), and are written
- * without asking again. A program that callocs a big buffer, fills it and frees it, over
- * and over, pays for one walk, not one per calloc. */
+ * so while mapped (the one place that drops pages of a mapping it keeps says so, with
+ * vm_huge_dropped_from), and are written without asking again. A program that callocs a
+ * big buffer, fills it and frees it, over and over, pays for one walk, not one per
+ * calloc. */
+void vm_huge_dropped_from(vm_segment_t *segment, size_t offset) {
+  if (segment->huge_own_to > offset)
+    segment->huge_own_to = offset;
+  if (segment->huge_own_from >= segment->huge_own_to)
+    segment->huge_own_from = segment->huge_own_to = 0;
+}
+
 void vm_huge_clear(vm_segment_t *segment, void *p, size_t n) {
   size_t from = (size_t)((uint8_t *)p - (uint8_t *)segment), to = from + n;
   size_t known_to = from;

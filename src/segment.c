@@ -718,12 +718,8 @@ static vm_segment_t *huge_cache_take(size_t bytes, size_t block_bytes) {
     return best;
   size_t resident = vm_os_resident_bytes((uint8_t *)best + bytes, excess);
   if (resident > block_bytes && resident >= HUGE_IDLE_EXCESS &&
-      vm_os_purge((uint8_t *)best + bytes, excess, true) == VM_PURGE_DONE) {
-    if (best->huge_own_to > bytes) /* the pages known to be the process's own */
-      best->huge_own_to = bytes;
-    if (best->huge_own_from >= best->huge_own_to)
-      best->huge_own_from = best->huge_own_to = 0;
-  }
+      vm_os_purge((uint8_t *)best + bytes, excess, true) == VM_PURGE_DONE)
+    vm_huge_dropped_from(best, bytes);
   return best;
 }
 
