@@ -371,15 +371,30 @@ static bool adopt_one(vm_heap_t *heap, vm_segment_t **from) {
   return true;
 }
 
+/* Free slices that are still resident: freed and not yet purged, or purged lazily. A
+ * purge may move slices between the two at any time, so this is a hint. */
+static uint64_t resident_free_slices(const vm_segment_t *segment) {
+  return __atomic_load_n(&segment->dirty_slices, __ATOMIC_RELAXED) |
+         __atomic_load_n(&segment->lazy_slices, __ATOMIC_RELAXED);
+}
+
 /* The first slice of a run of `slices` free slices at a multiple of `align_slices` in one
- * of heap's segments (*segment), or -1. */
+ * of heap's segments (*segment), or -1. A run of resident free slices comes first, from
+ * any segment: taking a fresh run instead would fault in new memory while the freed run
+ * waits to be purged, so a heap that frees and allocates blocks of varying sizes would
+ * walk through all of its segments' memory. */
 static int heap_find_run(vm_heap_t *heap, size_t slices, size_t align_slices,
                          vm_segment_t **segment) {
-  for (vm_segment_t *s = heap->segments_avail; s != NULL; s = s->next) {
-    int first = find_run(s->free_slices, slices, align_slices);
-    if (first >= 0) {
-      *segment = s;
-      return first;
+  for (int resident_only = 1; resident_only >= 0; resident_only--) {
+    for (vm_segment_t *s = heap->segments_avail; s != NULL; s = s->next) {
+      uint64_t candidates = s->free_slices;
+      if (resident_only)
+        candidates &= resident_free_slices(s);
+      int first = find_run(candidates, slices, align_slices);
+      if (first >= 0) {
+        *segment = s;
+        return first;
+      }
     }
   }
   return -1;

@@ -92,6 +92,26 @@ static void large_blocks_reuse_their_slices(void **state) {
   assert_int_equal(atomic_load(&vm_os_stats.mmap_calls), calls);
 }
 
+/* A freed run still resident is taken before a clean one, even one at a lower address:
+ * the clean run would fault in fresh memory while the freed one waits to be purged. */
+static void large_blocks_take_resident_slices_first(void **state) {
+  (void)state;
+  size_t size = 4 * VM_SLICE_SIZE;
+  uint8_t *low = vm_malloc(size), *middle = vm_malloc(size), *high = vm_malloc(size);
+  assert_true(low != NULL && middle != NULL && high != NULL);
+  assert_ptr_equal(vm_segment_of(low), vm_segment_of(high));
+  assert_true(low < high);
+  memset(low, 1, size);
+  memset(high, 1, size);
+  vm_free(low);
+  vm_segment_purge_everything(true); /* low's slices: dropped, they read as zero */
+  vm_free(high);                     /* high's: freed, resident */
+  void *again = vm_malloc(size);
+  assert_ptr_equal(again, high);
+  vm_free(again);
+  vm_free(middle);
+}
+
 /* The lazily purged bytes that the purge budget counts match the segments' own masks
  * as slices are purged, reused and dropped. */
 static void lazy_bytes_counted_as_the_segments_hold_them(void **state) {
@@ -186,6 +206,7 @@ int main(void) {
       cmocka_unit_test(emptied_pages_go_back_except_the_current_one),
       cmocka_unit_test(census_counts_live_bytes),
       cmocka_unit_test(large_blocks_reuse_their_slices),
+      cmocka_unit_test(large_blocks_take_resident_slices_first),
       cmocka_unit_test(lazy_bytes_counted_as_the_segments_hold_them),
       cmocka_unit_test(huge_blocks_have_their_own_mapping),
       cmocka_unit_test(aligned_blocks_at_every_alignment),
