@@ -87,6 +87,9 @@ typedef struct vmalloc_stats {
   size_t heaps_in_use, heaps_made;
   /* appended in the second layout */
   size_t pagemap_reads; /* reads of /proc/self/pagemap (calloc of a reused huge block) */
+  /* appended in the third layout */
+  size_t heaps_parked;  /* of the heaps not in use: exited threads' heaps kept whole, with
+                           their pages, for the next thread to start */
 } vmalloc_stats_t;
 
 /* Fills *out (whose size field the caller sets). Returns 0, or -1 with errno EINVAL when

@@ -1,9 +1,10 @@
 /* Thread heaps: each thread allocates from its own heap, reached through one
  * initial-exec TLS pointer. A thread starts on the static empty heap, whose every page has
  * no free block, so "no heap yet" is just another fast-path miss. Heaps are carved from
- * mapped chunks and never unmapped; an exiting thread abandons its segments and returns
- * its heap to a pool. A thread that allocates after its heap is gone (other TLS
- * destructors run later) uses the shared backup heap, under a lock. */
+ * mapped chunks and never unmapped; an exiting thread parks its heap in a pool, whole,
+ * for the next thread to start (see vm_heap_release_parked). A thread that allocates after
+ * its heap is gone (other TLS destructors run later) uses the shared backup heap, under a
+ * lock. */
 #include "internal.h"
 
 #include <pthread.h>
@@ -20,7 +21,8 @@ __thread vm_heap_t *vm_heap_tls __attribute__((tls_model("initial-exec"))) = &vm
 static __thread uint8_t thread_state __attribute__((tls_model("initial-exec")));
 
 static vm_lock_t heaps_lock; /* the pool, the chunk and the list of all heaps */
-static vm_heap_t *heap_pool;
+static vm_heap_t *heap_pool;  /* parked heaps first, newest first; then empty ones */
+static _Atomic(size_t) parked_count;
 static vm_heap_t *all_heaps;
 static uint8_t *chunk_next, *chunk_end;
 static pthread_key_t exit_key;
@@ -72,7 +74,8 @@ static void heap_reset(vm_heap_t *heap) {
   heap->purge_next_ms = 0;
 }
 
-/* A heap from the pool or a new one; NULL when no memory can be mapped. */
+/* A heap from the pool or a new one; NULL when no memory can be mapped. A parked heap
+ * comes as its last thread left it. */
 static vm_heap_t *heap_obtain(void) {
   vm_lock(&heaps_lock);
   vm_heap_t *heap = heap_pool;
@@ -93,27 +96,95 @@ static vm_heap_t *heap_obtain(void) {
     chunk_next += size;
     heap->all_next = all_heaps;
     all_heaps = heap;
+    heap->parked_ms = 0;
   }
-  heap->in_use = 1;
+  __atomic_store_n(&heap->in_use, 1, __ATOMIC_RELAXED);
+  bool parked = heap->parked_ms != 0;
+  if (parked) {
+    heap->parked_ms = 0;
+    atomic_fetch_sub_explicit(&parked_count, 1, memory_order_relaxed);
+  }
   vm_unlock(&heaps_lock);
-  heap_reset(heap);
+  if (parked)
+    vm_heap_resume(heap);
+  else
+    heap_reset(heap);
   return heap;
 }
 
-/* The pthread key destructor: the thread is exiting. */
-static void thread_exit(void *arg) {
-  vm_heap_t *heap = arg;
-  vm_heap_tls = &vm_heap_empty;
-  thread_state = THREAD_EXITED;
+/* Puts empty heaps back in the pool, behind the parked ones. */
+static void pool_append(vm_heap_t *empty) {
+  if (empty == NULL)
+    return;
+  vm_lock(&heaps_lock);
+  vm_heap_t **link = &heap_pool;
+  while (*link != NULL)
+    link = &(*link)->pool_next;
+  *link = empty;
+  vm_unlock(&heaps_lock);
+}
+
+/* What an exiting thread's heap holds goes: empty pages to their segments, the rest of
+ * its segments to the abandoned list, for other heaps to adopt. */
+static void heap_empty_out(vm_heap_t *heap) {
   vm_heap_collect_pages(heap, true);
   vm_heap_unpin_all(heap);
   vm_segment_abandon_all(heap);
   heap_reset(heap);
+}
+
+/* The pthread key destructor: the thread is exiting. Its heap is parked: the pages it
+ * keeps are the ones the thread worked in, resident and carved, and the next thread to
+ * start takes the heap as it is. A thread pool that ends its threads and starts new ones
+ * (a Python ThreadPoolExecutor per batch, a thread per connection) would otherwise have
+ * every new thread fault in memory again while the old threads' memory waits, abandoned,
+ * to be purged. Other threads go on freeing into its pages as into any idle thread's. */
+static void thread_exit(void *arg) {
+  vm_heap_t *heap = arg;
+  vm_heap_tls = &vm_heap_empty;
+  thread_state = THREAD_EXITED;
+  vm_heap_collect_pages(heap, false); /* blocks owed to other heaps go home now */
   vm_lock(&heaps_lock);
-  heap->in_use = 0;
+  __atomic_store_n(&heap->in_use, 0, __ATOMIC_RELAXED);
+  heap->parked_ms = vm_os_now_ms();
+  if (heap->parked_ms == 0)
+    heap->parked_ms = 1;
   heap->pool_next = heap_pool;
   heap_pool = heap;
+  atomic_fetch_add_explicit(&parked_count, 1, memory_order_relaxed);
   vm_unlock(&heaps_lock);
+}
+
+/* A parked heap that no thread took within the purge delay is emptied out, as an exiting
+ * thread's heap was before parking, so that its memory follows the purge schedule; force
+ * (trim): every parked heap, now. Called from the purge clock, which may run on the
+ * backup heap's path with its lock held: the pool's lock is only tried then. */
+void vm_heap_release_parked(int64_t now, bool force) {
+  if (atomic_load_explicit(&parked_count, memory_order_relaxed) == 0)
+    return;
+  if (force)
+    vm_lock(&heaps_lock);
+  else if (!vm_trylock(&heaps_lock))
+    return;
+  int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
+  vm_heap_t *expired = NULL, **tail = &expired;
+  for (vm_heap_t **link = &heap_pool; *link != NULL;) {
+    vm_heap_t *heap = *link;
+    if (heap->parked_ms != 0 && (force || now - heap->parked_ms >= delay)) {
+      *link = heap->pool_next;
+      heap->pool_next = NULL;
+      heap->parked_ms = 0;
+      atomic_fetch_sub_explicit(&parked_count, 1, memory_order_relaxed);
+      *tail = heap;
+      tail = &heap->pool_next;
+    } else {
+      link = &heap->pool_next;
+    }
+  }
+  vm_unlock(&heaps_lock);
+  for (vm_heap_t *heap = expired; heap != NULL; heap = heap->pool_next)
+    heap_empty_out(heap);
+  pool_append(expired);
 }
 
 /* Called once by process init: pthread_key_create does not allocate. */
@@ -163,17 +234,19 @@ void vm_heap_unlock_all(bool in_child) {
   vm_unlock(&heaps_lock);
 }
 
-/* How many heaps are in use now and were ever made. */
-void vm_heap_count(size_t *in_use, size_t *made) {
-  size_t live = 0, total = 0;
+/* How many heaps are in use now, were ever made, and wait parked. */
+void vm_heap_count(size_t *in_use, size_t *made, size_t *parked) {
+  size_t live = 0, total = 0, waiting = 0;
   vm_lock(&heaps_lock);
   for (vm_heap_t *h = all_heaps; h != NULL; h = h->all_next) {
     total++;
     live += h->in_use;
+    waiting += h->parked_ms != 0;
   }
   vm_unlock(&heaps_lock);
   *in_use = live;
   *made = total;
+  *parked = waiting;
 }
 
 /* A heap's invariants (see vm_heap_t): its queues, their pages, the direct table, and that

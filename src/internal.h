@@ -83,6 +83,11 @@ VM_INLINE void vm_lock(vm_lock_t *lock) {
                                                memory_order_acquire, memory_order_relaxed))
     vm_lock_slow(lock);
 }
+VM_INLINE bool vm_trylock(vm_lock_t *lock) {
+  int expected = 0;
+  return atomic_compare_exchange_strong_explicit(&lock->held, &expected, 1,
+                                                 memory_order_acquire, memory_order_relaxed);
+}
 VM_INLINE void vm_unlock(vm_lock_t *lock) {
   if (atomic_exchange_explicit(&lock->held, 0, memory_order_release) == 2)
     vm_lock_wake(lock);
@@ -194,6 +199,7 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page);
 bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page);
 void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page);
 void vm_heap_collect_pages(vm_heap_t *heap, bool force);
+void vm_heap_resume(vm_heap_t *heap);
 size_t vm_heap_purge_pages(vm_heap_t *heap, bool force);
 void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
@@ -209,7 +215,12 @@ void vm_heap_direct_update(vm_heap_t *heap, unsigned class_idx);
 void vm_heap_process_init(void);
 void vm_heap_secrets_init(void);
 bool vm_heap_is_valid(const vm_heap_t *heap);
-void vm_heap_count(size_t *in_use, size_t *made);
+void vm_heap_count(size_t *in_use, size_t *made, size_t *parked);
+/* Whether heap's thread is alive: a hint for other threads, which may see it change. */
+VM_INLINE bool vm_heap_running(const vm_heap_t *heap) {
+  return __atomic_load_n(&heap->in_use, __ATOMIC_RELAXED) != 0;
+}
+void vm_heap_release_parked(int64_t now, bool force);
 void vm_heap_lock_all(void);
 void vm_heap_unlock_all(bool in_child);
 void vm_heap_lock_backup(vm_heap_t **heap);

@@ -284,23 +284,44 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page) {
   }
 }
 
-/* Frees the empty pages of heap's queues (force: the current pages too), after sending
- * the blocks of other heaps that it keeps home. */
-void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
-  foreign_flush(heap);
+/* What collect_pages does with a page that has no block in use. */
+typedef enum { EMPTY_FREE_UNLESS_CURRENT, EMPTY_FREE, EMPTY_RESTART } empty_page_action_t;
+
+/* Takes in what other threads freed into heap's pages (the FULL ones they freed into
+ * rejoin their queues first) and deals with the pages left with no block in use. */
+static void collect_pages(vm_heap_t *heap, empty_page_action_t action) {
   if (atomic_load_explicit(&heap->notified, memory_order_relaxed))
     vm_segment_collect_notified(heap);
   for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
     for (vm_page_t *page = heap->queues[c].first, *next; page != NULL; page = next) {
       next = page->next;
       vm_page_collect(page);
-      if (page->used == page->pin_held && (force || !page->pinned)) {
+      if (page->used != page->pin_held)
+        continue;
+      if (action == EMPTY_RESTART) {
+        if (page->pin_held)
+          pin_release(page);
+        vm_page_retire(heap, page);
+      } else if (action == EMPTY_FREE || !page->pinned) {
         vm_page_queue_remove(heap, page);
         vm_segment_page_free(heap, page);
       }
     }
   }
 }
+
+/* Frees the empty pages of heap's queues (force: the current pages too), after sending
+ * the blocks of other heaps that it keeps home. */
+void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
+  foreign_flush(heap);
+  collect_pages(heap, force ? EMPTY_FREE : EMPTY_FREE_UNLESS_CURRENT);
+}
+
+/* For the thread that takes a parked heap: a page left with no block in use starts again
+ * from its first block, or goes back to its segment if its class has others
+ * (vm_page_retire). The next blocks then go out in address order, as from a new page,
+ * rather than in the order they were freed. */
+void vm_heap_resume(vm_heap_t *heap) { collect_pages(heap, EMPTY_RESTART); }
 
 /* ---- memory inside pages goes back ------------------------------------------------
  * A page hands out its blocks from its start (page_extend), so the blocks it has not
@@ -572,7 +593,8 @@ vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p) {
 #define VM_FOREIGN_MAX_BLOCKS 64
 #define VM_FOREIGN_MAX_BYTES (16u << 10)
 
-static bool foreign_keep(vm_heap_t *heap, const vm_page_t *page, vm_block_t *block) {
+static bool foreign_keep(vm_heap_t *heap, const vm_page_t *page, vm_block_t *block,
+                         uintptr_t owner_heap) {
   unsigned c = page->class_idx;
   if (c == 0 || heap == &vm_heap_empty)
     return false;
@@ -580,9 +602,10 @@ static bool foreign_keep(vm_heap_t *heap, const vm_page_t *page, vm_block_t *blo
    * reused here, two threads would write one line (false sharing) */
   if (page->block_size < 64)
     return false;
-  /* a block of an exited thread goes home: kept, it would hold its abandoned page (and
-   * segment) from whoever adopts them next */
-  if (atomic_load_explicit(&vm_segment_of(page)->owner_heap, memory_order_relaxed) == NULL)
+  /* a block of an exited thread goes home: kept, it would hold its page (and segment),
+   * parked or abandoned, from the thread that takes them next */
+  if (atomic_load_explicit(&vm_segment_of(page)->owner_heap, memory_order_relaxed) == NULL ||
+      owner_heap == 0 || !vm_heap_running((const vm_heap_t *)owner_heap))
     return false;
   size_t count = heap->foreign_count[c];
   if (count >= VM_FOREIGN_MAX_BLOCKS || (count + 1) * page->block_size > VM_FOREIGN_MAX_BYTES)
@@ -644,7 +667,7 @@ static void release_block(vm_page_t *page, vm_block_t *block) {
   uintptr_t owner_heap = owner_heap_of(page);
   if (owner_heap == (uintptr_t)heap)
     release_local(heap, page, block);
-  else if (!foreign_keep(heap, page, block))
+  else if (!foreign_keep(heap, page, block, owner_heap))
     free_remote(page, block, owner_heap);
 }
 

@@ -11,6 +11,7 @@
 bool vm_purge_collect(bool force) {
   vm_heap_t *heap = vm_heap_tls;
   bool released = false;
+  vm_heap_release_parked(vm_os_now_ms(), force);
   vm_segment_tidy_abandoned();
   if (heap != &vm_heap_empty) {
     vm_heap_collect_pages(heap, force);
@@ -48,6 +49,7 @@ static void *background_main(void *arg) {
     period = period < 10 ? 10 : period > 1000 ? 1000 : period;
     struct timespec ts = {period / 1000, (period % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+    vm_heap_release_parked(vm_os_now_ms(), false);
     vm_segment_purge_everything(false);
   }
   return NULL;

@@ -114,6 +114,7 @@ static const figure_t totals[] = {
     TOTAL(abandoned_segments, "abandoned segments", 0)
     TOTAL(heaps_in_use, "heaps in use", 0)
     TOTAL(heaps_made, "heaps made", 0)
+    TOTAL(heaps_parked, "heaps parked", 0)
     TOTAL(threads_seen, "threads seen", 0)
     TOTAL(cross_thread_frees, "cross-thread frees", COUNTED)
     TOTAL(mmap_calls, "mmap calls", 0)

@@ -1102,6 +1102,7 @@ void vm_segment_purge_shared(int64_t now, bool force) {
   int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
   if (!atomic_compare_exchange_strong(&next_ms, &due, now + (delay > 2 ? delay / 2 : 1)))
     return; /* another thread is doing it */
+  vm_heap_release_parked(now, force);
   purge_all(now, force, false);
 }
 

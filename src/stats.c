@@ -104,7 +104,7 @@ void vm_stats_take(vmalloc_stats_t *out, vm_census_t *census) {
   out->resident = memory.resident;
   out->lazy = memory.lazy;
   out->purged = memory.purged;
-  vm_heap_count(&out->heaps_in_use, &out->heaps_made);
+  vm_heap_count(&out->heaps_in_use, &out->heaps_made, &out->heaps_parked);
   out->metadata = metadata_bytes(c, out->heaps_made);
   out->segment_bytes = c->segment_bytes;
   out->segments = c->segments;

@@ -183,6 +183,7 @@ struct vm_heap_s {
   _Atomic(int) notified;  /* a hint: some owned segment has notify bits set */
   int64_t purge_next_ms;   /* when the purge clock next looks at this heap's segments */
   uint8_t in_use;
+  int64_t parked_ms;       /* in the pool with its segments since then; 0: empty */
   vm_heap_t *pool_next;
   vm_heap_t *all_next;
 } __attribute__((aligned(64)));

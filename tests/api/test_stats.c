@@ -355,6 +355,11 @@ static void count_cross_thread_frees(void) {
   const vmalloc_class_stats_t *b = class_of(&before, 48), *a = class_of(&after, 48);
   CHECK(a->frees - b->frees == REMOTE, "48-byte frees grew by %zu", a->frees - b->frees);
   CHECK(before.threads_seen >= 2, "threads seen %zu", before.threads_seen);
+  /* the exited thread's heap waits whole for the next thread, which takes it */
+  CHECK(after.heaps_parked == 1 && after.heaps_in_use == 1, "heaps parked %zu, in use %zu",
+        after.heaps_parked, after.heaps_in_use);
+  CHECK(after.heaps_made == before.heaps_made, "heaps made grew by %zu",
+        after.heaps_made - before.heaps_made);
 }
 
 static int child_counters(void) {

@@ -1,5 +1,6 @@
 /* Threads against the internals: cross-thread frees into full and current pages, heaps of
- * exited threads abandoned and adopted, and a mixed stress that also runs under TSan. */
+ * exited threads parked for the next thread, or abandoned and adopted once released, and a
+ * mixed stress that also runs under TSan. */
 #include "unit.h"
 
 #include <pthread.h>
@@ -16,6 +17,13 @@ static void *allocate_and_exit(void *arg) {
     memset(blocks[i], 0x5a, 32);
   }
   return NULL;
+}
+
+/* Joins an exiting thread and releases its parked heap at once, as the purge clock does
+ * when no thread takes it within the purge delay: its segments are then abandoned. */
+static void join_released(pthread_t t) {
+  pthread_join(t, NULL);
+  vm_heap_release_parked(vm_os_now_ms(), true);
 }
 
 static void *free_all(void *arg) {
@@ -64,7 +72,7 @@ static void heaps_of_exited_threads_are_adopted(void **state) {
   vm_segment_census(&start, false);
   pthread_t t;
   pthread_create(&t, NULL, allocate_and_exit, blocks);
-  pthread_join(t, NULL);
+  join_released(t);
   vm_segment_census(&census, false);
   size_t exited = census.abandoned_segments;
   assert_true(exited > start.abandoned_segments);
@@ -75,13 +83,13 @@ static void heaps_of_exited_threads_are_adopted(void **state) {
   assert_int_equal(census.abandoned_segments, exited);
   void *adopted;
   pthread_create(&t, NULL, allocate_one, &adopted);
-  pthread_join(t, NULL);
+  join_released(t);
   bool in_exited_segment = false;
   for (int i = 1; i < BLOCKS; i += 2)
     in_exited_segment |= vm_segment_of(blocks[i]) == vm_segment_of(adopted);
   assert_true(in_exited_segment);
   vm_segment_census(&census, false);
-  assert_int_equal(census.abandoned_segments, exited); /* abandoned again at its exit */
+  assert_int_equal(census.abandoned_segments, exited); /* abandoned again once released */
   for (int i = 1; i < BLOCKS; i += 2) {
     assert_int_equal(*(unsigned char *)blocks[i], 0x5a);
     vm_free(blocks[i]);
@@ -119,7 +127,7 @@ static void full_abandoned_segments_wait_for_a_free(void **state) {
   static void *blocks[FILL_BLOCKS];
   pthread_t t;
   pthread_create(&t, NULL, fill_segment_and_exit, blocks);
-  pthread_join(t, NULL);
+  join_released(t);
   vm_segment_t *full = vm_segment_of(blocks[0]);
   for (int i = 0; i < FILL_BLOCKS; i++)
     assert_ptr_equal(vm_segment_of(blocks[i]), full);
@@ -128,7 +136,7 @@ static void full_abandoned_segments_wait_for_a_free(void **state) {
   assert_int_equal(census.abandoned_full_segments, 1);
   void *passer_by;
   pthread_create(&t, NULL, allocate_fill_block, &passer_by);
-  pthread_join(t, NULL);
+  join_released(t);
   assert_ptr_not_equal(vm_segment_of(passer_by), full);
   vm_free(blocks[5]); /* its page keeps three blocks */
   vm_segment_census(&census, false);
@@ -136,7 +144,7 @@ static void full_abandoned_segments_wait_for_a_free(void **state) {
   assert_int_equal(census.abandoned_segments, 2); /* the passer-by's has room */
   void *adopter;
   pthread_create(&t, NULL, allocate_fill_block, &adopter);
-  pthread_join(t, NULL);
+  join_released(t);
   assert_ptr_equal(adopter, blocks[5]);
   blocks[5] = adopter;
   for (int i = 0; i < FILL_BLOCKS; i++) {
@@ -159,7 +167,7 @@ static void pages_of_exited_threads_go_back_when_emptied(void **state) {
   vm_segment_census(&start, false);
   pthread_t t;
   pthread_create(&t, NULL, allocate_and_exit, blocks);
-  pthread_join(t, NULL);
+  join_released(t);
   vm_census_t exited;
   vm_segment_census(&exited, false);
   assert_true(exited.abandoned_segments > start.abandoned_segments);
@@ -223,7 +231,7 @@ static void exited_threads_blocks_freed_while_others_adopt(void **state) {
   for (int round = 0; round < RACE_ROUNDS; round++) {
     pthread_t filler, freers[2], allocator;
     pthread_create(&filler, NULL, fill_race_blocks, (void *)(uintptr_t)(round + 1));
-    pthread_join(filler, NULL);
+    join_released(filler); /* the allocator's heap stays parked: the next filler takes it */
     pthread_create(&allocator, NULL, allocate_meanwhile, (void *)(uintptr_t)(round + 100));
     for (int i = 0; i < 2; i++)
       pthread_create(&freers[i], NULL, free_race_half, (void *)(uintptr_t)i);
@@ -231,7 +239,7 @@ static void exited_threads_blocks_freed_while_others_adopt(void **state) {
       pthread_join(freers[i], NULL);
     pthread_join(allocator, NULL);
   }
-  vm_purge_collect(true); /* adopts whatever is left: its pages must all be valid */
+  vm_purge_collect(true); /* releases the parked heap and tidies what is left */
   assert_true(vm_heap_is_valid(vm_heap_tls));
   vm_census_t census;
   vm_segment_census(&census, false);
@@ -255,8 +263,8 @@ static void full_pages_of_exited_threads_are_adopted(void **state) {
     own[i] = vm_malloc(64);
   pthread_t t;
   pthread_create(&t, NULL, fill_pages_and_exit, blocks);
-  pthread_join(t, NULL);
-  vm_segment_adopt_all(vm_heap_tls);
+  join_released(t);
+  assert_true(vm_segment_adopt_all(vm_heap_tls));
   assert_true(vm_heap_is_valid(vm_heap_tls));
   for (int i = 0; i < 10; i++)
     vm_free(own[i]);
@@ -272,8 +280,9 @@ static void full_pages_of_exited_threads_are_adopted(void **state) {
 }
 
 /* A thread that starts, allocates one block of a class and exits, over and over: each
- * new heap has no room of its own, adopts the last exited thread's segment, and finds
- * room for the block in the page that segment brought, not in a new page. */
+ * new thread takes the last one's parked heap, or, with the heaps released at once, has no
+ * room of its own and adopts the last exited thread's segment. Either way it finds room
+ * for the block in the page already there, not in a new page. */
 enum { SHORT_THREADS = 300 };
 static void *keep_one_block(void *arg) {
   void **slot = arg;
@@ -282,15 +291,17 @@ static void *keep_one_block(void *arg) {
   return NULL;
 }
 
-static void threads_that_keep_one_block_share_pages(void **state) {
-  (void)state;
+static void short_threads_keep_one_block(bool released) {
   static void *kept[SHORT_THREADS];
   vm_census_t before, after;
   vm_segment_census(&before, false);
   for (int i = 0; i < SHORT_THREADS; i++) {
     pthread_t t;
     pthread_create(&t, NULL, keep_one_block, &kept[i]);
-    pthread_join(t, NULL);
+    if (released)
+      join_released(t);
+    else
+      pthread_join(t, NULL);
   }
   vm_segment_census(&after, false);
   unsigned c = vm_class_of(64);
@@ -303,6 +314,84 @@ static void threads_that_keep_one_block_share_pages(void **state) {
   }
   vm_purge_collect(false);
   assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+static void threads_that_keep_one_block_share_pages(void **state) {
+  (void)state;
+  short_threads_keep_one_block(false);
+  short_threads_keep_one_block(true);
+}
+
+/* The heap of an exited thread waits, parked, with its pages: the next thread to start
+ * takes it and allocates where the last one did, with no new segment and no adoption,
+ * after other threads freed into it meanwhile. */
+static void *allocate_and_free_all(void *arg) {
+  void **blocks = arg;
+  allocate_and_exit(blocks);
+  for (int i = 0; i < BLOCKS; i += 2)
+    vm_free(blocks[i]); /* half by their own thread, the rest by another after the exit */
+  return NULL;
+}
+
+static void next_thread_takes_the_parked_heap(void **state) {
+  (void)state;
+  static void *first[BLOCKS], *second[BLOCKS];
+  vm_heap_release_parked(vm_os_now_ms(), true);
+  vm_census_t start, parked, taken;
+  vm_segment_census(&start, false);
+  pthread_t t;
+  pthread_create(&t, NULL, allocate_and_free_all, first);
+  pthread_join(t, NULL);
+  vm_segment_census(&parked, false);
+  assert_int_equal(parked.abandoned_segments, start.abandoned_segments);
+  assert_true(parked.segments > start.segments);
+  for (int i = 1; i < BLOCKS; i += 2) {
+    assert_int_equal(*(unsigned char *)first[i], 0x5a);
+    vm_free(first[i]);
+  }
+  pthread_create(&t, NULL, allocate_and_free_all, second);
+  pthread_join(t, NULL);
+  vm_segment_census(&taken, false);
+  assert_int_equal(taken.segments, parked.segments);
+  assert_int_equal(taken.abandoned_segments, start.abandoned_segments);
+  /* every block had come back: the page starts again from its first block */
+  assert_ptr_equal(second[0], first[0]);
+  for (int i = 1; i < BLOCKS; i += 2)
+    vm_free(second[i]);
+  vm_heap_release_parked(vm_os_now_ms(), true);
+}
+
+/* A parked heap that no thread takes goes after the purge delay, not before: its segments
+ * are abandoned, where other heaps adopt them and the purge schedule reaches them. */
+static void parked_heap_is_released_after_the_purge_delay(void **state) {
+  (void)state;
+  static void *blocks[BLOCKS];
+  vm_heap_release_parked(vm_os_now_ms(), true);
+  vm_census_t start, parked, census;
+  vm_segment_census(&start, false);
+  pthread_t t;
+  pthread_create(&t, NULL, allocate_and_exit, blocks);
+  pthread_join(t, NULL);
+  int64_t exited = vm_os_now_ms();
+  int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
+  size_t in_use, made, parked_heaps;
+  vm_heap_count(&in_use, &made, &parked_heaps);
+  assert_int_equal(parked_heaps, 1);
+  vm_segment_census(&parked, false);
+  vm_heap_release_parked(exited + delay / 2, false);
+  vm_segment_census(&census, false);
+  assert_int_equal(census.abandoned_segments, parked.abandoned_segments);
+  vm_heap_release_parked(exited + delay + 1, false);
+  vm_segment_census(&census, false);
+  assert_true(census.abandoned_segments > parked.abandoned_segments);
+  vm_heap_count(&in_use, &made, &parked_heaps);
+  assert_int_equal(parked_heaps, 0);
+  for (int i = 0; i < BLOCKS; i++) {
+    assert_int_equal(*(unsigned char *)blocks[i], 0x5a);
+    vm_free(blocks[i]);
+  }
+  vm_segment_census(&census, false); /* an abandoned one it adopted went back too */
+  assert_int_equal(census.abandoned_segments, start.abandoned_segments);
 }
 
 /* A thread that frees another live thread's blocks keeps some to hand out itself, but
@@ -434,6 +523,8 @@ int main(void) {
       cmocka_unit_test(exited_threads_blocks_freed_while_others_adopt),
       cmocka_unit_test(full_pages_of_exited_threads_are_adopted),
       cmocka_unit_test(threads_that_keep_one_block_share_pages),
+      cmocka_unit_test(next_thread_takes_the_parked_heap),
+      cmocka_unit_test(parked_heap_is_released_after_the_purge_delay),
       cmocka_unit_test(threads_passing_blocks_around),
       cmocka_unit_test(lock_excludes_under_contention),
       cmocka_unit_test(small_blocks_go_home_from_other_threads),
