@@ -602,10 +602,10 @@ static bool foreign_keep(vm_heap_t *heap, const vm_page_t *page, vm_block_t *blo
    * reused here, two threads would write one line (false sharing) */
   if (page->block_size < 64)
     return false;
-  /* a block of an exited thread goes home: kept, it would hold its page (and segment),
-   * parked or abandoned, from the thread that takes them next */
-  if (atomic_load_explicit(&vm_segment_of(page)->owner_heap, memory_order_relaxed) == NULL ||
-      owner_heap == 0 || !vm_heap_running((const vm_heap_t *)owner_heap))
+  /* a block of an exited thread goes home: kept, it would hold its page (and segment)
+   * from the thread that takes them next. The heap is parked (not running) from the
+   * thread's exit on, and a page of an abandoned segment has no owner */
+  if (owner_heap == 0 || !vm_heap_running((const vm_heap_t *)owner_heap))
     return false;
   size_t count = heap->foreign_count[c];
   if (count >= VM_FOREIGN_MAX_BLOCKS || (count + 1) * page->block_size > VM_FOREIGN_MAX_BYTES)
