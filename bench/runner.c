@@ -87,6 +87,7 @@ static workload_t workloads[] = {
     { "large", NULL, T_GIVEN_SAME_WORK, TIMED, "64 KiB-64 MiB blocks touched sparsely, freed out of order", 0, 0, "" },
     { "aligned", NULL, T_GIVEN_SAME_WORK, TIMED, "posix_memalign and aligned_alloc, 16 B-4 KiB alignments", 0, 0, "" },
     { "threads", NULL, T_GIVEN, TIMED, "short-lived threads allocating and exiting", 0, 0, "" },
+    { "pool", NULL, T_GIVEN, TIMED, "thread-pool batches: 4 workers per thread run interpreter tasks and exit", 0, 0, "" },
     { "fragment", NULL, T_ONE, TIMED, "fragmenting pattern: peak and final RSS", 0, 0, "" },
     { "thrash", NULL, T_ONE, TIMED, "64 blocks of 1 MiB allocated, written in full and freed, in a loop", 0, 0, "" },
     { "python", "python.sh", T_ONE, TIMED, "python3 script: records, strings, trees, JSON (PYTHONMALLOC=malloc)", 0, 0, "" },

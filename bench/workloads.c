@@ -960,6 +960,121 @@ static uint64_t w_threads(int threads, double scale)
     return h;
 }
 
+/* A thread pool that does not keep its threads, as Python's concurrent.futures
+ * or a build tool's job runner: each batch starts POOL_WORKERS workers per
+ * thread, more than there are cores, and each worker runs a few tasks and
+ * exits. A task is interpreter work: a table of small keyed records in an
+ * array grown by an eighth at a time with realloc (as CPython grows its lists),
+ * short-lived temporaries, and the table rendered into pieces joined into one
+ * large string. What an allocator does with an exited worker's memory, reuse
+ * it for the next batch or fault in more, shows in time and peak RSS. */
+enum { POOL_WORKERS = 4, POOL_TASKS = 3, POOL_ITEMS = 3000 };
+
+typedef struct {
+    uint64_t seed;
+    uint64_t sum;
+} pool_worker_t;
+
+typedef struct {
+    char *key;
+    char *value;
+    uint32_t key_len, value_len;
+} record_t;
+
+/* Append a pointer to an array grown by an eighth and a few, as CPython does. */
+static void push_ptr(void ***array, size_t *len, size_t *cap, void *p)
+{
+    if (*len == *cap) {
+        *cap += (*cap >> 3) + (*cap < 9 ? 3 : 6);
+        *array = xrealloc(*array, *cap * sizeof **array);
+    }
+    (*array)[(*len)++] = p;
+}
+
+static uint64_t pool_task(rng_t *r, uint64_t tag)
+{
+    void **table = NULL, **parts = NULL;
+    size_t rows = 0, row_cap = 0, nparts = 0, part_cap = 0, total = 0;
+    uint64_t h = 0;
+    for (int i = 0; i < POOL_ITEMS; i++) {
+        record_t *rec = xmalloc(sizeof *rec);
+        rec->key_len = (uint32_t)(8 + rng_below(r, 40));
+        rec->value_len = (uint32_t)small_size(r);
+        rec->key = xmalloc(rec->key_len);
+        rec->value = xmalloc(rec->value_len);
+        fill(rec->key, rec->key_len, tag + (uint64_t)i);
+        fill(rec->value, rec->value_len, tag ^ (uint64_t)i);
+        char *scratch = xmalloc(rec->key_len + 16); /* a formatted key, dropped */
+        memcpy(scratch, rec->key, rec->key_len);
+        h += consume(scratch, rec->key_len);
+        free(scratch);
+        push_ptr(&table, &rows, &row_cap, rec);
+    }
+    for (size_t i = 0; i < rows; i++) {
+        const record_t *rec = table[i];
+        size_t n = rec->key_len + rec->value_len + 4;
+        char *part = xmalloc(n);
+        memcpy(part, rec->key, rec->key_len);
+        memcpy(part + rec->key_len, ": ", 2);
+        memcpy(part + rec->key_len + 2, rec->value, rec->value_len);
+        memcpy(part + n - 2, ", ", 2);
+        total += n;
+        push_ptr(&parts, &nparts, &part_cap, part);
+    }
+    char *joined = xmalloc(total);
+    size_t at = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        const record_t *rec = table[i];
+        size_t n = rec->key_len + rec->value_len + 4;
+        memcpy(joined + at, parts[i], n);
+        at += n;
+        free(parts[i]);
+    }
+    h ^= hash_bytes(joined, total);
+    free(joined);
+    free(parts);
+    for (size_t i = 0; i < rows; i++) {
+        record_t *rec = table[i];
+        free(rec->key);
+        free(rec->value);
+        free(rec);
+    }
+    free(table);
+    return h;
+}
+
+static void *t_pool_worker(void *arg)
+{
+    pool_worker_t *w = arg;
+    rng_t r = rng_seed(13, w->seed);
+    for (int t = 0; t < POOL_TASKS; t++)
+        w->sum += pool_task(&r, w->seed * 64 + (uint64_t)t);
+    return NULL;
+}
+
+static uint64_t w_pool(int threads, double scale)
+{
+    long batches = scaled(60, scale, 2);
+    int workers = threads * POOL_WORKERS;
+    pool_worker_t *w = xcalloc((size_t)workers, sizeof *w);
+    pthread_t *tid = xcalloc((size_t)workers, sizeof *tid);
+    uint64_t h = 0;
+    for (long batch = 0; batch < batches; batch++) {
+        for (int i = 0; i < workers; i++) {
+            w[i] = (pool_worker_t){ (uint64_t)batch * 1024 + (uint64_t)i, 0 };
+            if (pthread_create(&tid[i], NULL, t_pool_worker, &w[i]))
+                die("pthread_create");
+        }
+        for (int i = 0; i < workers; i++) {
+            pthread_join(tid[i], NULL);
+            h += w[i].sum;
+        }
+    }
+    free(w);
+    free(tid);
+    return h;
+}
+
 /* ---------------------------------------------- 10. memory efficiency */
 
 /* A small /proc file read with read(2) into the caller's buffer: stdio would
@@ -1438,6 +1553,7 @@ static const workload_t workloads[] = {
     { "large", w_large, "64 KiB-64 MiB blocks, touched sparsely, freed out of order" },
     { "aligned", w_aligned, "posix_memalign and aligned_alloc, 16 B-4 KiB alignments" },
     { "threads", w_threads, "short-lived threads allocating and exiting" },
+    { "pool", w_pool, "thread-pool batches: workers doing interpreter work, then exiting" },
     { "fragment", w_fragment, "fragmenting pattern; peak and final RSS" },
     { "thrash", w_thrash, "64 blocks of 1 MiB allocated, written and freed in a loop" },
     { "return-small", w_return_small, "RSS through allocating, freeing, idling, trim: 16 B-8 KiB" },
