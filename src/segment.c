@@ -234,7 +234,7 @@ bool vm_segment_release_cache(void) {
 
 /* The first slice of a run of `count` free slices starting at a multiple of `align`
  * slices, or -1. */
-static int find_run(uint64_t free_slices, size_t count, size_t align) {
+static int first_fit(uint64_t free_slices, size_t count, size_t align) {
   uint64_t starts = free_slices;
   for (size_t k = 1; k < count && starts != 0; k++)
     starts &= free_slices >> k;
@@ -251,14 +251,42 @@ static uint64_t run_bits(int first, size_t count) {
   return (count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1)) << first;
 }
 
+/* The length of the run of set bits in mask that starts at bit `first`. */
+static int run_length_at(uint64_t mask, int first) {
+  uint64_t from_first = mask >> first;
+  return ~from_first == 0 ? VM_SLICES - first : __builtin_ctzll(~from_first);
+}
+
+/* Like first_fit, but in the shortest run of free slices that has room (best fit), whose
+ * length goes to *run_length: a page of one slice takes a hole of one slice rather than
+ * the front of a long run that a big block will need next. */
+static int best_fit(uint64_t free_slices, size_t count, size_t align, int *run_length) {
+  int best = -1;
+  *run_length = VM_SLICES + 1;
+  for (uint64_t rest = free_slices; rest != 0;) {
+    int first = __builtin_ctzll(rest);
+    int length = run_length_at(rest, first);
+    uint64_t run = run_bits(first, (size_t)length);
+    rest &= ~run;
+    if ((size_t)length < count || length >= *run_length)
+      continue;
+    int start = first_fit(run, count, align);
+    if (start < 0)
+      continue;
+    best = start;
+    *run_length = length;
+    if ((size_t)length == count)
+      break;
+  }
+  return best;
+}
+
 /* Calls fn(segment, first, count, arg) for each run of consecutive set bits in mask. */
 static void for_each_run(vm_segment_t *segment, uint64_t mask,
                          void (*fn)(vm_segment_t *, int, int, void *), void *arg) {
   while (mask != 0) {
     int first = __builtin_ctzll(mask);
-    int end = first;
-    while (end < VM_SLICES && ((mask >> end) & 1))
-      end++;
+    int end = first + run_length_at(mask, first);
     fn(segment, first, end - first, arg);
     mask &= end >= 64 ? 0 : ~(uint64_t)0 << end;
   }
@@ -382,19 +410,31 @@ static uint64_t resident_free_slices(const vm_segment_t *segment) {
  * of heap's segments (*segment), or -1. A run of resident free slices comes first, from
  * any segment: taking a fresh run instead would fault in new memory while the freed run
  * waits to be purged, so a heap that frees and allocates blocks of varying sizes would
- * walk through all of its segments' memory. */
+ * walk through all of its segments' memory. Of the resident runs the shortest that fits
+ * wins, the first of equals: small pages filling the holes keep the freed run of a big
+ * block whole for the next big block, which would otherwise fault in a fresh run. Fresh
+ * runs go first fit, in the first segment with room. */
 static int heap_find_run(vm_heap_t *heap, size_t slices, size_t align_slices,
                          vm_segment_t **segment) {
-  for (int resident_only = 1; resident_only >= 0; resident_only--) {
-    for (vm_segment_t *s = heap->segments_avail; s != NULL; s = s->next) {
-      uint64_t candidates = s->free_slices;
-      if (resident_only)
-        candidates &= resident_free_slices(s);
-      int first = find_run(candidates, slices, align_slices);
-      if (first >= 0) {
-        *segment = s;
-        return first;
-      }
+  int best = -1, best_length = VM_SLICES + 1;
+  for (vm_segment_t *s = heap->segments_avail; s != NULL && best_length > (int)slices;
+       s = s->next) {
+    int length;
+    int first = best_fit(s->free_slices & resident_free_slices(s), slices, align_slices,
+                         &length);
+    if (first >= 0 && length < best_length) {
+      best = first;
+      best_length = length;
+      *segment = s;
+    }
+  }
+  if (best >= 0)
+    return best;
+  for (vm_segment_t *s = heap->segments_avail; s != NULL; s = s->next) {
+    int first = first_fit(s->free_slices, slices, align_slices);
+    if (first >= 0) {
+      *segment = s;
+      return first;
     }
   }
   return -1;

@@ -97,6 +97,7 @@ static void large_blocks_reuse_their_slices(void **state) {
 static void large_blocks_take_resident_slices_first(void **state) {
   (void)state;
   size_t size = 4 * VM_SLICE_SIZE;
+  vm_segment_purge_everything(true); /* no freed run left by earlier tests to take */
   uint8_t *low = vm_malloc(size), *middle = vm_malloc(size), *high = vm_malloc(size);
   assert_true(low != NULL && middle != NULL && high != NULL);
   assert_ptr_equal(vm_segment_of(low), vm_segment_of(high));
@@ -110,6 +111,32 @@ static void large_blocks_take_resident_slices_first(void **state) {
   assert_ptr_equal(again, high);
   vm_free(again);
   vm_free(middle);
+}
+
+/* Of the freed runs that fit, the shortest is taken, not the lowest: a block that fits a
+ * hole leaves a longer freed run whole for the bigger block that comes next, which would
+ * otherwise fault in a fresh run. */
+static void blocks_take_the_shortest_freed_run_that_fits(void **state) {
+  (void)state;
+  size_t small = 3 * VM_SLICE_SIZE, big = 4 * VM_SLICE_SIZE;
+  vm_segment_purge_everything(true); /* no freed run left by earlier tests to take */
+  uint8_t *low = vm_malloc(big), *wall = vm_malloc(small);
+  uint8_t *hole = vm_malloc(small), *high_wall = vm_malloc(small);
+  assert_true(low != NULL && wall != NULL && hole != NULL && high_wall != NULL);
+  assert_ptr_equal(vm_segment_of(low), vm_segment_of(high_wall));
+  assert_true(low < hole);
+  memset(low, 1, big);
+  memset(hole, 1, small);
+  vm_free(low);
+  vm_free(hole);
+  void *fits_hole = vm_malloc(small);
+  void *fits_low = vm_malloc(big);
+  assert_ptr_equal(fits_hole, hole);
+  assert_ptr_equal(fits_low, low);
+  vm_free(fits_hole);
+  vm_free(fits_low);
+  vm_free(wall);
+  vm_free(high_wall);
 }
 
 /* The lazily purged bytes that the purge budget counts match the segments' own masks
@@ -207,6 +234,7 @@ int main(void) {
       cmocka_unit_test(census_counts_live_bytes),
       cmocka_unit_test(large_blocks_reuse_their_slices),
       cmocka_unit_test(large_blocks_take_resident_slices_first),
+      cmocka_unit_test(blocks_take_the_shortest_freed_run_that_fits),
       cmocka_unit_test(lazy_bytes_counted_as_the_segments_hold_them),
       cmocka_unit_test(huge_blocks_have_their_own_mapping),
       cmocka_unit_test(aligned_blocks_at_every_alignment),
