@@ -112,6 +112,7 @@ void vm_os_advise_huge(void *p, size_t size);
 void *vm_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t alignment);
 bool vm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 size_t vm_os_resident_bytes(void *p, size_t size);
+size_t vm_os_resident_bytes_by_part(void *p, size_t size, size_t part, size_t *per_part);
 size_t vm_os_zero(void *p, size_t size);
 bool vm_os_zero_held(void *p, size_t size, size_t *own);
 void vm_os_zero_dropping(void *p, size_t size);

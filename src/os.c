@@ -363,6 +363,35 @@ size_t vm_os_resident_bytes(void *p, size_t size) {
   return total;
 }
 
+typedef struct {
+  uint8_t *base;
+  size_t part;
+  size_t *per_part;
+  size_t total;
+} part_count_t;
+
+static void count_held_by_part(uint8_t *start, size_t bytes, unsigned held, void *arg) {
+  part_count_t *count = arg;
+  if (!held)
+    return;
+  count->total += bytes;
+  for (size_t at = (size_t)(start - count->base), end = at + bytes; at < end;) {
+    size_t part = at / count->part, part_end = (part + 1) * count->part;
+    size_t stop = part_end < end ? part_end : end;
+    count->per_part[part] += stop - at;
+    at = stop;
+  }
+}
+
+/* vm_os_resident_bytes, also split into parts of `part` bytes from p: per_part[i] gains
+ * the resident bytes of [p + i * part, p + (i + 1) * part). */
+size_t vm_os_resident_bytes_by_part(void *p, size_t size, size_t part, size_t *per_part) {
+  KEEP_ERRNO;
+  part_count_t count = {p, part, per_part, 0};
+  for_each_residency_run(p, size, probe_mincore, NULL, count_held_by_part, &count);
+  return count.total;
+}
+
 static bool page_reads_zero(const uint8_t *page) {
   const uint64_t *word = (const uint64_t *)(const void *)page;
   for (size_t i = 0; i < page_size / sizeof *word; i += 8)

@@ -239,7 +239,10 @@ static void split_rss(const vmalloc_stats_t *s, const vm_census_t *c, rss_split_
   r->lazy = take(&budget, c->lazy_resident_bytes);
   r->awaiting_purge = take(&budget, c->freed_resident_bytes);
   r->live = take(&budget, c->live_bytes + c->huge_bytes);
-  r->free_in_pages = take(&budget, c->free_bytes_in_pages);
+  size_t free_in_pages = 0;
+  for (unsigned i = 0; i <= VM_CLASS_COUNT; i++)
+    free_in_pages += c->class_resident_free[i];
+  r->free_in_pages = take(&budget, free_in_pages);
   r->unattributed = budget;
   r->not_heap = r->process > r->heap ? r->process - r->heap : 0;
 }
@@ -258,18 +261,21 @@ static void consider(waste_t *w, size_t bytes, const char *what) {
   }
 }
 
-/* The candidates: free space inside the pages of each class and of large blocks, lazily
- * freed memory, and freed memory not yet purged (which includes cached segments). */
-static void largest_waste(const vmalloc_stats_t *s, const rss_split_t *r, waste_t *w) {
+/* The candidates, all resident memory as measured: free space inside the pages of each
+ * class and of large blocks, lazily freed memory, and freed memory not yet purged (which
+ * includes cached segments). (A class's waste column is address space: a page's untouched
+ * part is not in RAM, and a big class's pages are mostly untouched.) */
+static void largest_waste(const vmalloc_stats_t *s, const vm_census_t *c, const rss_split_t *r,
+                          waste_t *w) {
   memset(w, 0, sizeof *w);
   vm_diag_format(w->what, sizeof w->what, "none");
   char what[160];
   for (size_t i = 0; i < s->class_count; i++) {
     vm_diag_format(what, sizeof what, "free inside pages of class %zu (%zu-byte blocks)", i + 1,
                    s->classes[i].block_size);
-    consider(w, s->classes[i].free_bytes, what);
+    consider(w, c->class_resident_free[i + 1], what);
   }
-  consider(w, s->large.free_bytes, "free inside the pages of large blocks");
+  consider(w, c->class_resident_free[0], "free inside the pages of large blocks");
   consider(w, r->lazy, "lazily freed memory (MADV_FREE: resident until the kernel needs it)");
   consider(w, r->awaiting_purge, "freed memory waiting for the purge delay (VMALLOC_PURGE_DELAY_MS)");
 }
@@ -408,7 +414,7 @@ static void print_report(int fd, bool json) {
   rss_split_t rss;
   split_rss(&s, &census, &rss);
   waste_t waste;
-  largest_waste(&s, &rss, &waste);
+  largest_waste(&s, &census, &rss, &waste);
   out_t out = {.fd = fd, .len = 0};
   if (json)
     print_json(&out, &s, &rss, &waste);

@@ -894,9 +894,12 @@ static size_t slice_bytes(uint64_t mask) {
   return (size_t)__builtin_popcountll(mask) * VM_SLICE_SIZE;
 }
 
-static void add_resident_run(vm_segment_t *segment, int first, int count, void *total) {
-  *(size_t *)total += vm_os_resident_bytes(slice_address(segment, first),
-                                           (size_t)count * VM_SLICE_SIZE);
+/* The resident bytes of the slices in mask, given each slice's. */
+static size_t resident_in(const size_t slice_resident[VM_SLICES], uint64_t mask) {
+  size_t total = 0;
+  for (; mask != 0; mask &= mask - 1)
+    total += slice_resident[__builtin_ctzll(mask)];
+  return total;
 }
 
 /* Fills census by walking every segment under the lock. Pages of other threads change
@@ -924,11 +927,13 @@ void vm_segment_census(vm_census_t *census, bool measure) {
     census->segments++;
     census->segment_bytes += s->size;
     uint64_t lazy = __atomic_load_n(&s->lazy_slices, __ATOMIC_RELAXED);
+    size_t slice_resident[VM_SLICES] = {0};
     if (measure) {
-      census->resident_bytes += vm_os_resident_bytes(s, s->size);
-      for_each_run(s, lazy, add_resident_run, &census->lazy_resident_bytes);
-      for_each_run(s, __atomic_load_n(&s->dirty_slices, __ATOMIC_RELAXED), add_resident_run,
-                   &census->freed_resident_bytes);
+      census->resident_bytes +=
+          vm_os_resident_bytes_by_part(s, VM_SEGMENT_SIZE, VM_SLICE_SIZE, slice_resident);
+      census->lazy_resident_bytes += resident_in(slice_resident, lazy);
+      census->freed_resident_bytes +=
+          resident_in(slice_resident, __atomic_load_n(&s->dirty_slices, __ATOMIC_RELAXED));
     }
     census->lazy_bytes += slice_bytes(lazy);
     census->clean_bytes += slice_bytes(__atomic_load_n(&s->zero_slices, __ATOMIC_RELAXED));
@@ -944,14 +949,18 @@ void vm_segment_census(vm_census_t *census, bool measure) {
                     __atomic_load_n(&page->pin_held, __ATOMIC_RELAXED);
       size_t block = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
       unsigned class_idx = __atomic_load_n(&page->class_idx, __ATOMIC_RELAXED);
-      size_t span = (size_t)__atomic_load_n(&page->slice_count, __ATOMIC_RELAXED) *
-                    VM_SLICE_SIZE;
+      size_t slices = __atomic_load_n(&page->slice_count, __ATOMIC_RELAXED);
+      size_t span = slices * VM_SLICE_SIZE;
       census->pages++;
       census->live_bytes += used * block;
       census->free_bytes_in_pages += span > used * block ? span - used * block : 0;
       if (class_idx <= VM_CLASS_COUNT) {
         census->class_live_blocks[class_idx] += used;
         census->class_pages[class_idx]++;
+        /* blocks in use are taken as resident */
+        size_t resident = resident_in(slice_resident, run_bits(i, slices));
+        census->class_resident_free[class_idx] +=
+            resident > used * block ? resident - used * block : 0;
       }
     }
   }

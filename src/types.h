@@ -229,6 +229,8 @@ typedef struct {
   size_t pages;
   size_t class_live_blocks[VM_CLASS_COUNT + 1];
   size_t class_pages[VM_CLASS_COUNT + 1];
+  size_t class_resident_free[VM_CLASS_COUNT + 1]; /* measured: resident bytes of the
+                                                     class's pages past its live blocks */
 } vm_census_t;
 
 #endif

@@ -478,6 +478,38 @@ static int child_rss(void) {
   return 0;
 }
 
+/* The largest waste the report names is resident memory, not address space: a block of
+ * a big class leaves most of its 576 KiB page free but untouched, while blocks of 256
+ * bytes freed every other one leave less free space, all of it in RAM. */
+static int child_waste(void) {
+  enum { SMALL_COUNT = 3000, SMALL_SIZE = 256, BIG_SIZE = 10240 };
+  static void *small[SMALL_COUNT];
+  void *big = malloc(BIG_SIZE);
+  CHECK(big != NULL, "malloc(%d)", BIG_SIZE);
+  memset(big, 1, BIG_SIZE);
+  for (int i = 0; i < SMALL_COUNT; i++) {
+    small[i] = malloc(SMALL_SIZE);
+    CHECK(small[i] != NULL, "malloc(%d)", SMALL_SIZE);
+    memset(small[i], 1, SMALL_SIZE);
+  }
+  for (int i = 0; i < SMALL_COUNT; i += 2)
+    free(small[i]);
+  char path[] = "/tmp/vmalloc-waste-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0, "mkstemp");
+  CHECK(vmalloc_stats_print(fd) == 0, "vmalloc_stats_print");
+  close(fd);
+  const char *text = slurp(path);
+  unlink(path);
+  const char *line = strstr(text, "\nlargest waste: ");
+  CHECK(line != NULL, "no largest waste line in:\n%s", text);
+  CHECK(strstr(line, "free inside pages of class") != NULL &&
+            strstr(line, "(256-byte blocks)") != NULL,
+        "the largest waste should be the 256-byte class's freed blocks:%s", line);
+  free(big);
+  return 0;
+}
+
 /* Allocates a little and exits: the report comes from the atexit handler. */
 static int child_exit(void) {
   for (int i = 0; i < SMALL; i++)
@@ -545,6 +577,13 @@ static void text_report_at_exit_goes_to_stderr(void **state) {
   assert_non_null(strstr(err, "\nlargest waste: "));
 }
 
+static void largest_waste_is_resident_memory(void **state) {
+  (void)state;
+  const char *env[] = {NULL};
+  static char err[1 << 16];
+  assert_int_equal(rerun("waste", env, err, sizeof err, NULL), 0);
+}
+
 /* Without VMALLOC_STATS: nothing is counted, the pages still tell what is live. */
 static void without_counters_the_pages_still_show(void **state) {
   (void)state;
@@ -598,7 +637,8 @@ int main(int argc, char **argv) {
     const char *mode;
     int (*run)(void);
   } children[] = {{"counters", child_counters}, {"json-report", child_json_report},
-                  {"rss", child_rss},           {"exit", child_exit}};
+                  {"rss", child_rss},           {"exit", child_exit},
+                  {"waste", child_waste}};
   for (size_t i = 0; argc > 1 && i < sizeof children / sizeof children[0]; i++)
     if (strcmp(argv[1], children[i].mode) == 0)
       return children[i].run();
@@ -609,6 +649,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reconciliation_matches_the_kernel),
       cmocka_unit_test(report_at_exit_goes_to_the_pid_file),
       cmocka_unit_test(text_report_at_exit_goes_to_stderr),
+      cmocka_unit_test(largest_waste_is_resident_memory),
       cmocka_unit_test(without_counters_the_pages_still_show),
       cmocka_unit_test(a_bad_argument_is_refused),
   };
