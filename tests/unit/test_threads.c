@@ -361,6 +361,39 @@ static void next_thread_takes_the_parked_heap(void **state) {
   vm_heap_release_parked(vm_os_now_ms(), true);
 }
 
+/* A buffer grown through the classes of big blocks, as by realloc: each class it leaves
+ * has no block in use, and the next class takes its page rather than a new one, so the
+ * pass ends with two pages, not one in every class it passed through. */
+static void *grow_through_big_classes(void *arg) {
+  size_t *pages = arg;
+  void *block = vm_malloc(VM_SMALL_MAX + 1);
+  assert_non_null(block);
+  for (size_t size = VM_SMALL_MAX + 1; size <= VM_MEDIUM_MAX; size += size / 8) {
+    void *bigger = vm_malloc(size);
+    assert_non_null(bigger);
+    memset(bigger, 1, size);
+    vm_free(block);
+    block = bigger;
+  }
+  vm_free(block);
+  *pages = 0;
+  for (unsigned c = VM_SMALL_CLASSES + 1; c <= VM_CLASS_COUNT; c++)
+    for (vm_page_t *page = vm_heap_tls->queues[c].first; page != NULL; page = page->next)
+      ++*pages;
+  return NULL;
+}
+
+static void a_buffer_growing_through_big_classes_keeps_two_pages(void **state) {
+  (void)state;
+  vm_heap_release_parked(vm_os_now_ms(), true); /* the thread starts with an empty heap */
+  size_t pages;
+  pthread_t t;
+  pthread_create(&t, NULL, grow_through_big_classes, &pages);
+  pthread_join(t, NULL);
+  assert_in_range(pages, 1, 2);
+  vm_heap_release_parked(vm_os_now_ms(), true);
+}
+
 /* A parked heap that no thread takes goes after the purge delay, not before: its segments
  * are abandoned, where other heaps adopt them and the purge schedule reaches them. */
 static void parked_heap_is_released_after_the_purge_delay(void **state) {
@@ -525,6 +558,7 @@ int main(void) {
       cmocka_unit_test(threads_that_keep_one_block_share_pages),
       cmocka_unit_test(next_thread_takes_the_parked_heap),
       cmocka_unit_test(parked_heap_is_released_after_the_purge_delay),
+      cmocka_unit_test(a_buffer_growing_through_big_classes_keeps_two_pages),
       cmocka_unit_test(threads_passing_blocks_around),
       cmocka_unit_test(lock_excludes_under_contention),
       cmocka_unit_test(small_blocks_go_home_from_other_threads),
