@@ -945,8 +945,10 @@ void vm_segment_census(vm_census_t *census, bool measure) {
       if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED) ||
           __atomic_load_n(&page->slice_offset, __ATOMIC_RELAXED) != 0)
         continue;
-      size_t used = (size_t)__atomic_load_n(&page->used, __ATOMIC_RELAXED) -
-                    __atomic_load_n(&page->pin_held, __ATOMIC_RELAXED);
+      /* read while the owner may be between raising pin_held and used: never below 0 */
+      size_t counted = __atomic_load_n(&page->used, __ATOMIC_RELAXED);
+      size_t held = __atomic_load_n(&page->pin_held, __ATOMIC_RELAXED);
+      size_t used = counted > held ? counted - held : 0;
       size_t block = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
       unsigned class_idx = __atomic_load_n(&page->class_idx, __ATOMIC_RELAXED);
       size_t slices = __atomic_load_n(&page->slice_count, __ATOMIC_RELAXED);
