@@ -236,17 +236,16 @@ void vm_heap_unlock_all(bool in_child) {
 
 /* How many heaps are in use now, were ever made, and wait parked. */
 void vm_heap_count(size_t *in_use, size_t *made, size_t *parked) {
-  size_t live = 0, total = 0, waiting = 0;
+  size_t live = 0, total = 0;
   vm_lock(&heaps_lock);
   for (vm_heap_t *h = all_heaps; h != NULL; h = h->all_next) {
     total++;
     live += h->in_use;
-    waiting += h->parked_ms != 0;
   }
+  *parked = atomic_load_explicit(&parked_count, memory_order_relaxed);
   vm_unlock(&heaps_lock);
   *in_use = live;
   *made = total;
-  *parked = waiting;
 }
 
 /* A heap's invariants (see vm_heap_t): its queues, their pages, the direct table, and that

@@ -333,15 +333,22 @@ static void *allocate_and_free_all(void *arg) {
   return NULL;
 }
 
+/* Runs fn(arg) on a new thread that starts with an empty heap: no parked heap is left
+ * for it to take. *start (if not NULL) gets the census taken just before. */
+static void run_on_empty_heap(void *(*fn)(void *), void *arg, vm_census_t *start) {
+  vm_heap_release_parked(vm_os_now_ms(), true);
+  if (start != NULL)
+    vm_segment_census(start, false);
+  pthread_t t;
+  pthread_create(&t, NULL, fn, arg);
+  pthread_join(t, NULL);
+}
+
 static void next_thread_takes_the_parked_heap(void **state) {
   (void)state;
   static void *first[BLOCKS], *second[BLOCKS];
-  vm_heap_release_parked(vm_os_now_ms(), true);
   vm_census_t start, parked, taken;
-  vm_segment_census(&start, false);
-  pthread_t t;
-  pthread_create(&t, NULL, allocate_and_free_all, first);
-  pthread_join(t, NULL);
+  run_on_empty_heap(allocate_and_free_all, first, &start);
   vm_segment_census(&parked, false);
   assert_int_equal(parked.abandoned_segments, start.abandoned_segments);
   assert_true(parked.segments > start.segments);
@@ -349,6 +356,7 @@ static void next_thread_takes_the_parked_heap(void **state) {
     assert_int_equal(*(unsigned char *)first[i], 0x5a);
     vm_free(first[i]);
   }
+  pthread_t t;
   pthread_create(&t, NULL, allocate_and_free_all, second);
   pthread_join(t, NULL);
   vm_segment_census(&taken, false);
@@ -385,11 +393,8 @@ static void *grow_through_big_classes(void *arg) {
 
 static void a_buffer_growing_through_big_classes_keeps_two_pages(void **state) {
   (void)state;
-  vm_heap_release_parked(vm_os_now_ms(), true); /* the thread starts with an empty heap */
   size_t pages;
-  pthread_t t;
-  pthread_create(&t, NULL, grow_through_big_classes, &pages);
-  pthread_join(t, NULL);
+  run_on_empty_heap(grow_through_big_classes, &pages, NULL);
   assert_in_range(pages, 1, 2);
   vm_heap_release_parked(vm_os_now_ms(), true);
 }
@@ -399,12 +404,8 @@ static void a_buffer_growing_through_big_classes_keeps_two_pages(void **state) {
 static void parked_heap_is_released_after_the_purge_delay(void **state) {
   (void)state;
   static void *blocks[BLOCKS];
-  vm_heap_release_parked(vm_os_now_ms(), true);
   vm_census_t start, parked, census;
-  vm_segment_census(&start, false);
-  pthread_t t;
-  pthread_create(&t, NULL, allocate_and_exit, blocks);
-  pthread_join(t, NULL);
+  run_on_empty_heap(allocate_and_exit, blocks, &start);
   int64_t exited = vm_os_now_ms();
   int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
   size_t in_use, made, parked_heaps;
