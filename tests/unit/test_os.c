@@ -113,8 +113,7 @@ static long minor_faults(void) {
  * would give each a page of its own, a fault and memory for nothing: zeroing leaves them.
  * (Where the kernel gives a page only read a page of its own, as under some hypervisors,
  * writing it costs no fault either.) */
-static void zeroing_leaves_pages_only_read(void **state) {
-  (void)state;
+static long faults_zeroing_read_pages(void) {
   size_t page = vm_os_page_size(), pages = 256;
   uint8_t *p = vm_os_map(pages * page);
   assert_non_null(p);
@@ -125,10 +124,24 @@ static void zeroing_leaves_pages_only_read(void **state) {
   memset(p + 7 * page, 0xab, page);
   long before = minor_faults();
   vm_os_zero(p, pages * page);
-  assert_true(minor_faults() - before <= 1); /* the first page, written to check pagemap */
+  long faults = minor_faults() - before;
   for (size_t i = 0; i < pages * page; i += 64)
     assert_int_equal(p[i], 0);
   vm_os_release(p, pages * page);
+  return faults;
+}
+
+static void zeroing_leaves_pages_only_read(void **state) {
+  (void)state;
+  /* ru_minflt counts the whole process: on a busy machine, about one run in a hundred
+   * under ASan counts one fault that is not the zeroing's. The best of three runs is the
+   * zeroing's own; writing the pages only read would fault in all 255 of them every time. */
+  long faults = faults_zeroing_read_pages();
+  for (int run = 1; run < 3 && faults > 1; run++) {
+    long again = faults_zeroing_read_pages();
+    faults = again < faults ? again : faults;
+  }
+  assert_true(faults <= 1); /* the first page, written to check pagemap */
 }
 
 /* After fork, parent and child share their pages until one writes: such a page is not the
