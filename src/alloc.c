@@ -140,11 +140,8 @@ static size_t usable_size_checked(const void *p, const char *where, vm_segment_t
       return SIZE_MAX;
     }
     uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
-    if (!(owner & VM_PAGE_HUGE) && vm_page_block_containing(page, p) != p) {
-      vm_diag_misuse("invalid pointer %p (inside a %zu-byte block) in %s", p,
-                     (size_t)page->block_size, where);
+    if (!(owner & VM_PAGE_HUGE) && !vm_page_block_start_or_report(page, p, where))
       return SIZE_MAX;
-    }
     if (!(owner & VM_PAGE_HUGE) && vm_page_block_is_freed(p)) {
       vm_diag_misuse("use after free of %p (%zu-byte block) in %s", p, (size_t)page->block_size,
                      where);

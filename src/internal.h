@@ -74,6 +74,14 @@ VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
   return slice - slice->slice_offset;
 }
 
+/* Whether p starts one of the blocks a page has carved (see update_block_limit in
+ * page.c). Any thread may ask: the owner only raises the limit while blocks are out. */
+VM_INLINE bool vm_page_is_block_start(vm_page_t *page, const void *p) {
+  uint64_t offset = (uint32_t)((uint32_t)(uintptr_t)p - page->area_low);
+  return offset * page->block_magic <
+         atomic_load_explicit(&page->block_limit, memory_order_relaxed);
+}
+
 /* ---- lock (vm_lock_t is in types.h) ------------------------------------------------ */
 void vm_lock_slow(vm_lock_t *lock);
 void vm_lock_wake(vm_lock_t *lock);
@@ -190,6 +198,7 @@ VM_INLINE uint8_t *vm_page_area(const vm_segment_t *segment, const vm_page_t *pa
 void *vm_page_malloc_slow(vm_heap_t *heap, size_t n);
 void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx);
 void vm_page_set_block_size(vm_page_t *page, size_t size);
+void vm_page_set_capacity(vm_page_t *page, uint16_t capacity);
 uintptr_t vm_page_owner_word(const vm_heap_t *heap);
 size_t vm_page_collect(vm_page_t *page);
 bool vm_page_all_back(vm_page_t *page);
@@ -206,6 +215,7 @@ void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
 bool vm_page_block_is_freed(const vm_block_t *block);
 vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p);
+bool vm_page_block_start_or_report(vm_page_t *page, const void *p, const char *where);
 
 /* ---- heap.c ------------------------------------------------------------------------ */
 extern __thread vm_heap_t *vm_heap_tls __attribute__((tls_model("initial-exec")));
@@ -320,7 +330,7 @@ VM_INLINE void *vm_malloc_fast(size_t n) {
 }
 
 /* The free fast path: a registered segment, a page owned by this thread's heap with no
- * flag set (one compare), p at a block start (a multiply: see block_magic), a block not
+ * flag set (one compare), p at a carved block's start (a multiply), a block not
  * marked freed, push. The rest is vm_free_slow, which also says what was wrong. */
 VM_INLINE void vm_free_fast(void *p) {
   vm_segment_t *segment = vm_segment_of(p);
@@ -332,9 +342,8 @@ VM_INLINE void vm_free_fast(void *p) {
   vm_heap_t *heap = vm_heap_tls;
   if (vm_likely(atomic_load_explicit(&page->owner, memory_order_relaxed) == (uintptr_t)heap)) {
     vm_block_t *block = p;
-    uint64_t offset = (uint32_t)((uint32_t)(uintptr_t)p - page->area_low);
-    if (vm_unlikely(offset * page->block_magic >= page->block_magic)) {
-      vm_free_slow(page, p, VM_FREE_OTHER); /* not at a block start */
+    if (vm_unlikely(!vm_page_is_block_start(page, p))) {
+      vm_free_slow(page, p, VM_FREE_OTHER);
       return;
     }
     if (vm_unlikely(block->freed == heap->freed_key)) {

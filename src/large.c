@@ -25,9 +25,11 @@ void *vm_large_malloc(vm_heap_t *heap, size_t n, size_t alignment) {
   if (guard != 0 && !vm_os_guard(area + run - guard, guard))
     guard = 0; /* no guard, but a usable block all the same */
   page->class_idx = 0;
+  page->area_low = (uint32_t)(uintptr_t)area;
   vm_page_set_block_size(page, run - guard);
   page->pinned = 0;
-  page->reserved = page->capacity = page->used = 1;
+  page->reserved = page->used = 1;
+  vm_page_set_capacity(page, 1);
   page->free = NULL;
   page->next = page->prev = NULL;
   /* its one block is out: FULL, with the notify duty armed for a remote free */

@@ -123,10 +123,31 @@ uintptr_t vm_page_owner_word(const vm_heap_t *heap) {
          (vm_counting() ? VM_PAGE_COUNTED : 0);
 }
 
+/* At the start of block k, the low half of offset * block_magic is k * step, where step
+ * (magic * size - 2^64) lies in [1, size]; at any other offset below 2^32 it is at least
+ * magic (2^64 / size), far above capacity * step. So "below capacity * step" says, in one
+ * multiply and one compare, that p starts a block the page has carved: not one inside a
+ * block, in the slack after the last block, or past the blocks carved so far. */
+static uint64_t block_limit_for(const vm_page_t *page) {
+  uint64_t step = page->block_magic * page->block_size;
+  return (uint64_t)page->capacity * step;
+}
+static void update_block_limit(vm_page_t *page) {
+  atomic_store_explicit(&page->block_limit, block_limit_for(page), memory_order_relaxed);
+}
+
 /* Sets a page's block size and the constant that divides by it (see block_magic). */
 void vm_page_set_block_size(vm_page_t *page, size_t size) {
   page->block_size = (uint32_t)size;
-  page->block_magic = UINT64_MAX / size + 1;
+  /* floor(2^64 / size) + 1; UINT64_MAX / size falls one short when size divides 2^64 */
+  page->block_magic = UINT64_MAX / size + (vm_is_pow2(size) ? 1 : 0) + 1;
+  update_block_limit(page);
+}
+
+/* How many of a page's blocks have been carved: the blocks free accepts. */
+void vm_page_set_capacity(vm_page_t *page, uint16_t capacity) {
+  page->capacity = capacity;
+  update_block_limit(page);
 }
 
 void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
@@ -134,7 +155,7 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   vm_page_set_block_size(page, vm_class_size[class_idx]);
   page->area_low = (uint32_t)(uintptr_t)vm_page_area(vm_segment_of(page), page);
   page->reserved = (uint16_t)(page->slice_count * VM_SLICE_SIZE / page->block_size);
-  page->capacity = 0;
+  vm_page_set_capacity(page, 0);
   page->used = 0;
   page->pinned = 0;
   page->pin_held = 0;
@@ -167,7 +188,7 @@ static void page_extend(vm_page_t *page) {
     vm_block_set_next((vm_block_t *)last, page->free, secret);
     page->free = (vm_block_t *)first;
   }
-  page->capacity += (uint16_t)count;
+  vm_page_set_capacity(page, (uint16_t)(page->capacity + count));
   if (page->capacity > page->clean_from)
     page->clean_from = page->capacity;
   if (page->pin_held && !small_enough_to_hold_pin(page))
@@ -518,7 +539,7 @@ void vm_page_retire(vm_heap_t *heap, vm_page_t *page) {
     if (page->capacity > page->carved_peak)
       page->carved_peak = page->capacity;
     page->free = NULL;
-    page->capacity = 0;
+    vm_page_set_capacity(page, 0);
     pin_hold(page);
     return;
   }
@@ -614,6 +635,20 @@ vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p) {
   if (index >= page->reserved)
     return NULL;
   return (vm_block_t *)(area + index * page->block_size);
+}
+
+/* Whether p starts a block the page has carved; if not, the misuse report (which
+ * returns under VMALLOC_ON_ERROR=warn) says how p misses, for the call `where`. */
+bool vm_page_block_start_or_report(vm_page_t *page, const void *p, const char *where) {
+  if (vm_page_is_block_start(page, p))
+    return true;
+  vm_block_t *block = vm_page_block_containing(page, p);
+  if (block != NULL && block != p)
+    vm_diag_misuse("invalid pointer %p (inside a %zu-byte block) in %s", p,
+                   (size_t)page->block_size, where);
+  else
+    vm_diag_misuse("invalid pointer %p (not an allocated block) in %s", p, where);
+  return false;
 }
 
 /* ---- blocks of other threads' pages ------------------------------------------------ */
@@ -757,12 +792,9 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
     vm_segment_huge_free(segment);
     return;
   }
-  vm_block_t *block = vm_page_block_containing(page, p);
-  if (vm_unlikely(block != p)) {
-    vm_diag_misuse("invalid pointer %p (inside a %zu-byte block) in free()", p,
-                   (size_t)page->block_size);
+  if (vm_unlikely(!vm_page_block_start_or_report(page, p, "free()")))
     return;
-  }
+  vm_block_t *block = p;
   if (vm_unlikely(vm_page_block_is_freed(block))) {
     vm_diag_misuse("double free of %p (%zu-byte block) in free()", p, (size_t)page->block_size);
     return; /* warn: the block stays where it is */
@@ -801,6 +833,8 @@ bool vm_page_is_valid(const vm_page_t *page) {
     return false;
   if (page->class_idx != 0 && (page->block_size != vm_class_size[page->class_idx] ||
                                page->slice_count != vm_class_slices[page->class_idx]))
+    return false;
+  if (atomic_load_explicit(&page->block_limit, memory_order_relaxed) != block_limit_for(page))
     return false;
   if (!count_list(page, page->free, &free_count))
     return false;

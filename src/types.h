@@ -67,10 +67,13 @@ typedef struct vm_block_s {
 struct vm_page_s {
   /* read by every free; written when the page is made, marked full or freed */
   _Atomic(uintptr_t) owner;        /* owning heap | VM_PAGE_* flags; 0 while free */
-  uint64_t block_magic;            /* UINT64_MAX / block_size + 1: offset * magic < magic
-                                      iff block_size divides offset (see vm_free_fast) */
-  uint32_t area_low;               /* class pages: the low 32 bits of the page area's
-                                      address, so (uint32_t)p - area_low is p's offset */
+  uint64_t block_magic;            /* 2^64 / block_size + 1, rounded down: the high half
+                                      of offset * magic is offset / block_size, and the
+                                      low half, below block_limit exactly at the starts
+                                      of the carved blocks (see vm_page_set_capacity) */
+  uint32_t area_low;               /* the low 32 bits of the page area's address (not
+                                      for huge blocks), so (uint32_t)p - area_low is p's
+                                      offset */
   uint32_t block_size;             /* huge blocks: see the segment */
   uint16_t reserved;
   uint8_t class_idx;    /* 0: a single large or huge block */
@@ -78,6 +81,7 @@ struct vm_page_s {
   uint8_t slice_count;
   uint8_t slice_offset; /* descriptors from this one back to the head of its run */
   uint8_t zeroed;       /* its memory read as zero when the page was made */
+  _Atomic(uint64_t) block_limit; /* the owner raises it as it carves blocks */
   /* written by the owner on every malloc and free: nobody else reads them */
   vm_block_t *free __attribute__((aligned(64))); /* the owner's list (LIFO) */
   uint16_t used;

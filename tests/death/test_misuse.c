@@ -67,6 +67,26 @@ static void free_inside_small_block(void) {
   char *p = malloc(64);
   free(p + 16); /* the calling thread's own current page: the free fast path's case */
 }
+/* A page of 48-byte blocks holds 1365 of them in its 64 KiB and 16 bytes of slack: a
+ * pointer there lies a multiple of 48 from the page's start, but starts no block. */
+static void free_in_the_slack_after_the_last_block(void) {
+  char *p = malloc(48);
+  sink = p;
+  uintptr_t area = (uintptr_t)p & ~(uintptr_t)0xffff;
+  free((void *)(area + 65536 / 48 * 48));
+}
+/* A page carves its blocks a few KiB at a time, so its last block is not handed out yet:
+ * freed, it would be handed out twice. */
+static char *last_block_not_yet_carved(void) {
+  char *p = malloc(2080);
+  sink = p;
+  uintptr_t area = (uintptr_t)p & ~(uintptr_t)0xffff;
+  return (char *)(area + (65536 / 2080 - 1) * 2080);
+}
+static void free_of_a_block_not_yet_handed_out(void) { free(last_block_not_yet_carved()); }
+static void realloc_of_a_block_not_yet_handed_out(void) {
+  sink = realloc(last_block_not_yet_carved(), 100);
+}
 static void free_inside_medium_block_past_its_first_slice(void) {
   char *blocks[6];
   for (int i = 0; i < 6; i++)
@@ -190,6 +210,12 @@ static const misuse_t misuses[] = {
     {"free of a static array", free_of_foreign_pointer, "invalid pointer 0x", NULL},
     {"free of a stack array", free_of_stack_pointer, "invalid pointer 0x", NULL},
     {"free inside a small block", free_inside_small_block, "invalid pointer 0x", NULL},
+    {"free in a page's slack", free_in_the_slack_after_the_last_block, "invalid pointer 0x",
+     NULL},
+    {"free of a block not yet handed out", free_of_a_block_not_yet_handed_out,
+     "invalid pointer 0x", NULL},
+    {"realloc of a block not yet handed out", realloc_of_a_block_not_yet_handed_out,
+     "invalid pointer 0x", NULL},
     {"free inside a medium block", free_inside_medium_block_past_its_first_slice,
      "invalid pointer 0x", NULL},
     {"free inside another thread's block", free_inside_block_of_another_thread,

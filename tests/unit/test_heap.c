@@ -42,6 +42,39 @@ static void random_work_keeps_the_heap_valid(void **state) {
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
+/* free's one-compare test of a pointer against a page, checked against division at every
+ * 16-byte offset of every class's page and a little beyond, before it, and at every byte
+ * of a few classes' first blocks, for an empty, a partly and a fully carved page. */
+static void block_start_test_accepts_exactly_the_carved_blocks(void **state) {
+  (void)state;
+  const uintptr_t area = (uintptr_t)1 << 20; /* any 16-aligned address: only offsets count */
+  for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
+    vm_page_t page;
+    memset(&page, 0, sizeof page);
+    page.area_low = (uint32_t)area;
+    size_t size = vm_class_size[c], span = (size_t)vm_class_slices[c] * VM_SLICE_SIZE;
+    size_t reserved = span / size;
+    vm_page_set_block_size(&page, size);
+    const size_t capacities[] = {0, 1, reserved / 2, reserved};
+    for (size_t k = 0; k < sizeof capacities / sizeof capacities[0]; k++) {
+      size_t capacity = capacities[k];
+      vm_page_set_capacity(&page, (uint16_t)capacity);
+      for (size_t offset = 0; offset < span + 2 * size; offset += VM_ALIGN) {
+        bool expected = offset % size == 0 && offset / size < capacity;
+        if (vm_page_is_block_start(&page, (void *)(area + offset)) != expected)
+          fail_msg("class %u (%zu B), capacity %zu: offset %zu", c, size, capacity, offset);
+      }
+      for (size_t before = VM_ALIGN; before <= 4 * size; before += VM_ALIGN)
+        if (vm_page_is_block_start(&page, (void *)(area - before)))
+          fail_msg("class %u (%zu B): %zu bytes before the area", c, size, before);
+      if (c % 8 == 1 && capacity >= 2)
+        for (size_t offset = 1; offset < 2 * size; offset++)
+          if (offset != size && vm_page_is_block_start(&page, (void *)(area + offset)))
+            fail_msg("class %u (%zu B): unaligned offset %zu", c, size, offset);
+    }
+  }
+}
+
 static void emptied_pages_go_back_except_the_current_one(void **state) {
   (void)state;
   enum { COUNT = 20000 }; /* 48-byte blocks: several pages */
@@ -230,6 +263,7 @@ static void small_alignment_costs_no_extra_class(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(random_work_keeps_the_heap_valid),
+      cmocka_unit_test(block_start_test_accepts_exactly_the_carved_blocks),
       cmocka_unit_test(emptied_pages_go_back_except_the_current_one),
       cmocka_unit_test(census_counts_live_bytes),
       cmocka_unit_test(large_blocks_reuse_their_slices),
