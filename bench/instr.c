@@ -5,6 +5,10 @@
  *     instr pair SIZE N     N times malloc(SIZE) then free, in one thread
  *     instr xfree SIZE N    the main thread mallocs N blocks of SIZE in batches
  *                           of 1000; a second thread frees each batch
+ *     instr resize SIZE N   N reallocs of one block between SIZE and SIZE + 7
+ *                           bytes (for SIZE 100, within one block of vmalloc's)
+ *     instr move SIZE N     N reallocs of one block between SIZE and 3 * SIZE,
+ *                           which move it between size classes
  *
  * The runner counts the instructions of a run with N large and one with N
  * small: their difference over the difference in N is the cost of one
@@ -58,12 +62,29 @@ static void *freer(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4 || (strcmp(argv[1], "pair") && strcmp(argv[1], "xfree"))) {
-        fprintf(stderr, "usage: %s pair|xfree SIZE N\n", argv[0]);
+    if (argc != 4 || (strcmp(argv[1], "pair") && strcmp(argv[1], "xfree") &&
+                      strcmp(argv[1], "resize") && strcmp(argv[1], "move"))) {
+        fprintf(stderr, "usage: %s pair|xfree|resize|move SIZE N\n", argv[0]);
         return 2;
     }
     size_t size = strtoul(argv[2], NULL, 10);
     long n = atol(argv[3]);
+
+    if (!strcmp(argv[1], "resize") || !strcmp(argv[1], "move")) {
+        int moving = !strcmp(argv[1], "move");
+        void *p = malloc(size);
+        for (long i = 0; i < n; i++) {
+            size_t next = moving ? (i & 1 ? size : 3 * size) : size + (size_t)(i & 7);
+            p = realloc(p, next);
+            if (!p) {
+                perror("instr: realloc");
+                return 2;
+            }
+            escape(p);
+        }
+        free(p);
+        return 0;
+    }
 
     if (!strcmp(argv[1], "pair")) {
         for (long i = 0; i < n; i++) {

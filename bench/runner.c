@@ -1791,6 +1791,8 @@ static const struct {
     { "pair", 256, "malloc + free, 256 B" },     { "pair", 1024, "malloc + free, 1 KiB" },
     { "xfree", 16, "cross-thread free, 16 B" },  { "xfree", 64, "cross-thread free, 64 B" },
     { "xfree", 256, "cross-thread free, 256 B" }, { "xfree", 1024, "cross-thread free, 1 KiB" },
+    { "resize", 100, "realloc within its block, 100-107 B" },
+    { "move", 100, "realloc to another class, 100 B <-> 300 B" },
 };
 enum { NVARIANTS = sizeof variants / sizeof variants[0], N_SMALL = 20000, N_BIG = 220000 };
 
@@ -1882,7 +1884,8 @@ static int instr_main(void)
                "(count for N = %d - count for N = %d) / %d, so start-up and exit cancel. "
                "A malloc + free pair frees at once in the same thread; a cross-thread free is a "
                "malloc in one thread and its free in another, in batches of 1000 handed over "
-               "through a pipe (the hand-over adds about one instruction per block). "
+               "through a pipe (the hand-over adds about one instruction per block). A realloc "
+               "resizes one block back and forth, within its block or between two classes. "
                "The loop itself adds a few instructions to every cell. Lower is better.\n\n",
             vg, N_BIG, N_SMALL, N_BIG - N_SMALL);
     machine_table(f, &m);

@@ -140,13 +140,8 @@ static size_t usable_size_checked(const void *p, const char *where, vm_segment_t
       return SIZE_MAX;
     }
     uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
-    if (!(owner & VM_PAGE_HUGE) && !vm_page_block_start_or_report(page, p, where))
+    if (!(owner & VM_PAGE_HUGE) && !vm_page_live_block_or_report(page, p, where, false))
       return SIZE_MAX;
-    if (!(owner & VM_PAGE_HUGE) && vm_page_block_is_freed(p)) {
-      vm_diag_misuse("use after free of %p (%zu-byte block) in %s", p, (size_t)page->block_size,
-                     where);
-      return SIZE_MAX;
-    }
   }
   if (segment_out != NULL)
     *segment_out = segment;
@@ -162,7 +157,26 @@ static size_t usable_size_checked(const void *p, const char *where, vm_segment_t
   return size;
 }
 
+/* The page of p when p is a live block of a class page without canaries (VMALLOC_CHECK
+ * below 2), by the checks free's fast path makes: such a block's size is its page's,
+ * so realloc and malloc_usable_size need none of the general path's second lookups and
+ * check-level branches. NULL for anything else, which the general path looks at and
+ * reports. */
+VM_INLINE vm_page_t *page_of_plain_live_block(const void *p) {
+  if (!vm_registry_contains(p))
+    return NULL;
+  vm_page_t *page = vm_page_of(vm_segment_of(p), p);
+  uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
+  if (page->class_idx == 0 || !page->in_use || (owner & VM_PAGE_CHECKED) ||
+      !vm_page_is_block_start(page, p) || vm_page_block_is_freed(p))
+    return NULL;
+  return page;
+}
+
 size_t vm_usable_size(const void *p) {
+  vm_page_t *page = page_of_plain_live_block(p);
+  if (vm_likely(page != NULL))
+    return page->block_size;
   size_t size = usable_size_checked(p, "malloc_usable_size()", NULL);
   return size == SIZE_MAX ? 0 : size;
 }
@@ -198,6 +212,20 @@ void *vm_calloc(size_t count, size_t size) {
   return p;
 }
 
+/* A new block of n bytes with the first of p's `usable` bytes, then p freed. */
+static void *realloc_by_moving(void *p, size_t usable, size_t n) {
+  void *q = vm_malloc(n);
+  if (q == NULL)
+    return NULL;
+  memcpy(q, p, n < usable ? n : usable);
+  vm_free(p);
+  return q;
+}
+
+/* A block stays where it is when the new size fits and does not waste more than half of
+ * it. Class blocks cannot grow in place: their neighbours are blocks of the same size. */
+static bool fits_in_place(size_t n, size_t usable) { return n <= usable && n >= usable / 2; }
+
 void *vm_realloc(void *p, size_t n) {
   if (p == NULL)
     return vm_malloc(n);
@@ -208,6 +236,11 @@ void *vm_realloc(void *p, size_t n) {
   if (n > VM_MAX_REQUEST) {
     errno = ENOMEM;
     return NULL;
+  }
+  vm_page_t *page = page_of_plain_live_block(p);
+  if (vm_likely(page != NULL)) {
+    size_t usable = page->block_size;
+    return fits_in_place(n, usable) ? p : realloc_by_moving(p, usable, n);
   }
   vm_segment_t *segment = NULL;
   size_t usable = usable_size_checked(p, "realloc()", &segment);
@@ -239,20 +272,15 @@ void *vm_realloc(void *p, size_t n) {
         vm_count_resize(usable, moved, n);
       return moved;
     }
-  } else if (n <= usable && n >= usable / 2) {
-    return p; /* fits, and not so much smaller that keeping the block wastes memory */
+  } else if (fits_in_place(n, usable)) {
+    return p;
   } else if (n > usable && segment->kind == VM_SEGMENT_NORMAL && usable > VM_MEDIUM_MAX &&
              vm_large_grow_in_place(segment, p, n)) {
     if (vm_counting())
       vm_count_resize(usable, p, n);
     return p;
   }
-  void *q = vm_malloc(n);
-  if (q == NULL)
-    return NULL;
-  memcpy(q, p, n < usable ? n : usable);
-  vm_free(p);
-  return q;
+  return realloc_by_moving(p, usable, n);
 }
 
 void *vm_reallocarray(void *p, size_t count, size_t size) {

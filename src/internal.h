@@ -213,9 +213,9 @@ void vm_heap_resume(vm_heap_t *heap);
 size_t vm_heap_purge_pages(vm_heap_t *heap, bool force);
 void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
-bool vm_page_block_is_freed(const vm_block_t *block);
 vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p);
-bool vm_page_block_start_or_report(vm_page_t *page, const void *p, const char *where);
+bool vm_page_live_block_or_report(vm_page_t *page, const void *p, const char *where,
+                                  bool freeing);
 
 /* ---- heap.c ------------------------------------------------------------------------ */
 extern __thread vm_heap_t *vm_heap_tls __attribute__((tls_model("initial-exec")));
@@ -291,6 +291,14 @@ typedef struct {
   uintptr_t freed_key;
 } vm_secret_t;
 extern vm_secret_t vm_secret;
+
+/* Whether a block is freed, by the key that free writes into its second word and malloc
+ * clears: a random 64-bit secret, which only a copy of freed memory can forge. No list
+ * can confirm it: a freed block may be on its page's lists, in the quarantine, or in
+ * another thread's foreign cache, which no other thread may read. */
+VM_INLINE bool vm_page_block_is_freed(const vm_block_t *block) {
+  return vm_secret.freed_key != 0 && block->freed == vm_secret.freed_key;
+}
 
 VM_INLINE vm_block_t *vm_block_next(const vm_block_t *block, uintptr_t secret) {
   return (vm_block_t *)((uintptr_t)block->next ^ ((uintptr_t)block >> 12) ^ secret);

@@ -152,10 +152,10 @@ void vm_page_set_capacity(vm_page_t *page, uint16_t capacity) {
 
 void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->class_idx = (uint8_t)class_idx;
+  vm_page_set_capacity(page, 0); /* first: a page taken over keeps no old block valid */
   vm_page_set_block_size(page, vm_class_size[class_idx]);
   page->area_low = (uint32_t)(uintptr_t)vm_page_area(vm_segment_of(page), page);
   page->reserved = (uint16_t)(page->slice_count * VM_SLICE_SIZE / page->block_size);
-  vm_page_set_capacity(page, 0);
   page->used = 0;
   page->pinned = 0;
   page->pin_held = 0;
@@ -616,14 +616,6 @@ static void free_remote(vm_page_t *page, vm_block_t *block, uintptr_t owner_heap
     push_remote(page, block);
 }
 
-/* Whether a block is freed, by the key that free writes into its second word and malloc
- * clears: a random 64-bit secret, which only a copy of freed memory can forge. No list
- * can confirm it: a freed block may be on its page's lists, in the quarantine, or in
- * another thread's foreign cache, which no other thread may read. */
-bool vm_page_block_is_freed(const vm_block_t *block) {
-  return vm_secret.freed_key != 0 && block->freed == vm_secret.freed_key;
-}
-
 /* The start of the block that holds p, or NULL if p is past the page's blocks. (Not
  * capacity: the owner may be raising it while another thread frees.) */
 vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p) {
@@ -637,12 +629,21 @@ vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p) {
   return (vm_block_t *)(area + index * page->block_size);
 }
 
-/* Whether p starts a block the page has carved; if not, the misuse report (which
- * returns under VMALLOC_ON_ERROR=warn) says how p misses, for the call `where`. */
-bool vm_page_block_start_or_report(vm_page_t *page, const void *p, const char *where) {
+/* Whether p is a block the page has handed out and not had back. If not, the misuse
+ * report says how p misses, for the call `where`: freed already (a double free, or a use
+ * after free for the other calls; a page that had all its blocks back may have been
+ * reset, so this is asked before the carved-block test), inside a block, or no block
+ * at all. Under VMALLOC_ON_ERROR=warn the report returns, and so does this, false. */
+bool vm_page_live_block_or_report(vm_page_t *page, const void *p, const char *where,
+                                  bool freeing) {
+  vm_block_t *block = vm_page_block_containing(page, p);
+  if (block == p && vm_page_block_is_freed(block)) {
+    vm_diag_misuse("%s of %p (%zu-byte block) in %s", freeing ? "double free" : "use after free",
+                   p, (size_t)page->block_size, where);
+    return false;
+  }
   if (vm_page_is_block_start(page, p))
     return true;
-  vm_block_t *block = vm_page_block_containing(page, p);
   if (block != NULL && block != p)
     vm_diag_misuse("invalid pointer %p (inside a %zu-byte block) in %s", p,
                    (size_t)page->block_size, where);
@@ -792,13 +793,9 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
     vm_segment_huge_free(segment);
     return;
   }
-  if (vm_unlikely(!vm_page_block_start_or_report(page, p, "free()")))
-    return;
+  if (vm_unlikely(!vm_page_live_block_or_report(page, p, "free()", true)))
+    return; /* warn: a freed block stays where it is */
   vm_block_t *block = p;
-  if (vm_unlikely(vm_page_block_is_freed(block))) {
-    vm_diag_misuse("double free of %p (%zu-byte block) in free()", p, (size_t)page->block_size);
-    return; /* warn: the block stays where it is */
-  }
   if (owner & VM_PAGE_COUNTED) {
     vm_count_free(p);
     if (!is_owner(vm_heap_tls, page))

@@ -81,7 +81,9 @@ struct vm_page_s {
   uint8_t slice_count;
   uint8_t slice_offset; /* descriptors from this one back to the head of its run */
   uint8_t zeroed;       /* its memory read as zero when the page was made */
-  _Atomic(uint64_t) block_limit; /* the owner raises it as it carves blocks */
+  _Atomic(uint64_t) block_limit; /* capacity * (block_magic * block_size mod 2^64): see
+                                    vm_page_is_block_start; raised as blocks are carved,
+                                    back to 0 only with no block out */
   /* written by the owner on every malloc and free: nobody else reads them */
   vm_block_t *free __attribute__((aligned(64))); /* the owner's list (LIFO) */
   uint16_t used;

@@ -348,6 +348,53 @@ static void test_realloc_to_same_size(void **state)
     }
 }
 
+/* A small block stays where it is while the new size fits it and uses at least half of
+ * it, whichever thread asks; below half it moves to a smaller class. */
+struct in_place_case {
+    unsigned char *block;
+    size_t usable;
+};
+
+/* Down to half the block and back up to all of it, in place; the block ends as it began,
+ * usable bytes asked for and patterned. */
+static void *resize_within_block(void *arg)
+{
+    struct in_place_case *c = arg;
+    size_t size = c->usable;
+    if (resize_and_check(c->block, &size, c->usable, 37) != c->block ||
+        resize_and_check(c->block, &size, c->usable / 2, 37) != c->block ||
+        resize_and_check(c->block, &size, c->usable, 37) != c->block)
+        return "moved";
+    return NULL;
+}
+
+static void test_small_block_stays_while_it_fits(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {16, 100, 300, 1000, 3000, 20 * KiB};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        struct in_place_case c = {malloc(sizes[i]), 0};
+        assert_non_null(c.block);
+        c.usable = malloc_usable_size(c.block);
+        pattern_fill_range(c.block, 0, c.usable, 37);
+        assert_null(resize_within_block(&c));
+        pthread_t thread;
+        void *result;
+        assert_int_equal(pthread_create(&thread, NULL, resize_within_block, &c), 0);
+        assert_int_equal(pthread_join(thread, &result), 0);
+        if (result != NULL)
+            fail_msg("%zu-byte block moved when resized in another thread", c.usable);
+        size_t size = c.usable;
+        if (c.usable >= 32) {
+            unsigned char *smaller = resize_and_check(c.block, &size, c.usable / 2 - 1, 37);
+            if (smaller == c.block)
+                fail_msg("%zu-byte block kept for %zu bytes", c.usable, c.usable / 2 - 1);
+            c.block = smaller;
+        }
+        free(c.block);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_realloc_to_zero_frees),
         cmocka_unit_test(test_impossible_realloc_keeps_block),
         cmocka_unit_test(test_realloc_to_same_size),
+        cmocka_unit_test(test_small_block_stays_while_it_fits),
         cmocka_unit_test(test_large_block_grows_in_place),
         cmocka_unit_test(test_huge_block_grown_a_little_at_a_time),
         cmocka_unit_test(test_huge_block_grows_into_its_reused_mapping),

@@ -36,6 +36,17 @@ static void double_free_after_other_frees(void) {
   free(blocks[5]);
   free(blocks[3]);
 }
+/* Every block of a class's only page back (20 of the 28 that a page of 2304-byte blocks
+ * holds): the page starts again with no block carved, and a block freed again is still
+ * a double free. */
+static void double_free_after_the_page_emptied(void) {
+  void *blocks[20];
+  for (int i = 0; i < 20; i++)
+    blocks[i] = malloc(2300);
+  for (int i = 0; i < 20; i++)
+    free(blocks[i]);
+  free(blocks[5]);
+}
 static void double_free_medium(void) {
   void *keep = malloc(20000), *p = malloc(20000);
   sink = keep;
@@ -86,6 +97,9 @@ static char *last_block_not_yet_carved(void) {
 static void free_of_a_block_not_yet_handed_out(void) { free(last_block_not_yet_carved()); }
 static void realloc_of_a_block_not_yet_handed_out(void) {
   sink = realloc(last_block_not_yet_carved(), 100);
+}
+static void usable_size_of_a_block_not_yet_handed_out(void) {
+  sink = (void *)malloc_usable_size(last_block_not_yet_carved());
 }
 static void free_inside_medium_block_past_its_first_slice(void) {
   char *blocks[6];
@@ -206,6 +220,8 @@ static const misuse_t misuses[] = {
     {"double free", double_free_small, "double free of 0x", NULL},
     {"double free among others", double_free_after_other_frees, "double free of 0x", NULL},
     {"double free of a medium block", double_free_medium, "double free of 0x", NULL},
+    {"double free after the page emptied", double_free_after_the_page_emptied,
+     "double free of 0x", NULL},
     {"double free across threads", double_free_across_threads, "double free of 0x", NULL},
     {"free of a static array", free_of_foreign_pointer, "invalid pointer 0x", NULL},
     {"free of a stack array", free_of_stack_pointer, "invalid pointer 0x", NULL},
@@ -216,6 +232,8 @@ static const misuse_t misuses[] = {
      "invalid pointer 0x", NULL},
     {"realloc of a block not yet handed out", realloc_of_a_block_not_yet_handed_out,
      "invalid pointer 0x", NULL},
+    {"malloc_usable_size of a block not yet handed out",
+     usable_size_of_a_block_not_yet_handed_out, "invalid pointer 0x", NULL},
     {"free inside a medium block", free_inside_medium_block_past_its_first_slice,
      "invalid pointer 0x", NULL},
     {"free inside another thread's block", free_inside_block_of_another_thread,
