@@ -9,6 +9,7 @@
  *                           bytes (for SIZE 100, within one block of vmalloc's)
  *     instr move SIZE N     N reallocs of one block between SIZE and 3 * SIZE,
  *                           which move it between size classes
+ *     instr aligned SIZE N  N times aligned_alloc(64, SIZE) then free
  *
  * The runner counts the instructions of a run with N large and one with N
  * small: their difference over the difference in N is the cost of one
@@ -63,8 +64,9 @@ static void *freer(void *arg)
 int main(int argc, char **argv)
 {
     if (argc != 4 || (strcmp(argv[1], "pair") && strcmp(argv[1], "xfree") &&
-                      strcmp(argv[1], "resize") && strcmp(argv[1], "move"))) {
-        fprintf(stderr, "usage: %s pair|xfree|resize|move SIZE N\n", argv[0]);
+                      strcmp(argv[1], "resize") && strcmp(argv[1], "move") &&
+                      strcmp(argv[1], "aligned"))) {
+        fprintf(stderr, "usage: %s pair|xfree|resize|move|aligned SIZE N\n", argv[0]);
         return 2;
     }
     size_t size = strtoul(argv[2], NULL, 10);
@@ -86,9 +88,10 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    if (!strcmp(argv[1], "pair")) {
+    if (!strcmp(argv[1], "pair") || !strcmp(argv[1], "aligned")) {
+        int aligned = !strcmp(argv[1], "aligned");
         for (long i = 0; i < n; i++) {
-            void *p = malloc(size);
+            void *p = aligned ? aligned_alloc(64, size) : malloc(size);
             escape(p);
             free(p);
         }

@@ -1793,6 +1793,7 @@ static const struct {
     { "xfree", 256, "cross-thread free, 256 B" }, { "xfree", 1024, "cross-thread free, 1 KiB" },
     { "resize", 100, "realloc within its block, 100-107 B" },
     { "move", 100, "realloc to another class, 100 B <-> 300 B" },
+    { "aligned", 100, "aligned_alloc(64) + free, 100 B" },
 };
 enum { NVARIANTS = sizeof variants / sizeof variants[0], N_SMALL = 20000, N_BIG = 220000 };
 

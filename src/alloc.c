@@ -292,8 +292,18 @@ void *vm_reallocarray(void *p, size_t count, size_t size) {
   return vm_realloc(p, total);
 }
 
+/* An aligned block that fits the direct table comes from it as malloc's blocks do: its
+ * class, the first whose size is a multiple of the alignment, has every block aligned. */
 static void *aligned(size_t alignment, size_t n) {
   vm_heap_t *heap = vm_heap_tls;
+  if (n <= VM_DIRECT_MAX && alignment <= VM_DIRECT_MAX) {
+    size_t size = vm_class_size[vm_class_of_aligned(n, alignment)];
+    if (size <= VM_DIRECT_MAX) {
+      vm_page_t *page = vm_heap_direct_page(heap, size);
+      if (page->free != NULL)
+        return vm_page_pop(page, page->free, heap->list_secret);
+    }
+  }
   if (vm_likely(heap != &vm_heap_empty)) {
     void *p = vm_heap_malloc_aligned(heap, n, alignment);
     if (vm_unlikely(p == NULL))

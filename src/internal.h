@@ -325,11 +325,17 @@ VM_INLINE void *vm_page_pop(vm_page_t *page, vm_block_t *block, uintptr_t secret
   return block;
 }
 
+/* The current page of the class of n bytes (n <= VM_DIRECT_MAX), or an empty page: the
+ * whole table is empty pages while blocks need canaries or counting. */
+VM_INLINE vm_page_t *vm_heap_direct_page(vm_heap_t *heap, size_t n) {
+  return heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN];
+}
+
 /* The malloc fast path: TLS heap, direct table, pop. Everything else is vm_alloc_slow. */
 VM_INLINE void *vm_malloc_fast(size_t n) {
   vm_heap_t *heap = vm_heap_tls;
   if (vm_likely(n <= VM_DIRECT_MAX)) {
-    vm_page_t *page = heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN];
+    vm_page_t *page = vm_heap_direct_page(heap, n);
     vm_block_t *block = page->free;
     if (vm_likely(block != NULL))
       return vm_page_pop(page, block, heap->list_secret);

@@ -77,6 +77,42 @@ static void test_posix_memalign_every_alignment(void **state)
     }
 }
 
+/* Aligned blocks taken among the freed blocks of a busy class, interleaved with plain
+ * ones of the same sizes: each aligned, and none overlapping a live block (every live
+ * block keeps its own byte until the end). */
+static void test_aligned_blocks_among_freed_ones(void **state)
+{
+    (void)state;
+    enum { COUNT = 600 };
+    static const size_t alignments_here[] = {32, 64, 128, 256, 512, 1024};
+    static unsigned char *blocks[COUNT];
+    static size_t sizes[COUNT];
+    for (size_t a = 0; a < sizeof alignments_here / sizeof alignments_here[0]; a++) {
+        size_t alignment = alignments_here[a];
+        for (size_t i = 0; i < COUNT; i++) {
+            sizes[i] = 1 + (i * 37) % alignment;
+            blocks[i] = malloc(sizes[i]);
+            assert_non_null(blocks[i]);
+        }
+        for (size_t i = 0; i < COUNT; i += 2)
+            free(blocks[i]);
+        for (size_t i = 0; i < COUNT; i += 2) {
+            blocks[i] = aligned_alloc(alignment, sizes[i]);
+            if (blocks[i] == NULL || !is_aligned(blocks[i], alignment))
+                fail_msg("aligned_alloc(%zu, %zu) = %p", alignment, sizes[i], (void *)blocks[i]);
+        }
+        for (size_t i = 0; i < COUNT; i++)
+            fill_bytes(blocks[i], (unsigned char)i, sizes[i]);
+        for (size_t i = 0; i < COUNT; i++) {
+            for (size_t b = 0; b < sizes[i]; b++)
+                if (blocks[i][b] != (unsigned char)i)
+                    fail_msg("block %zu (%zu B, alignment %zu) overwritten at byte %zu", i,
+                             sizes[i], alignment, b);
+            free(blocks[i]);
+        }
+    }
+}
+
 static void test_posix_memalign_size_zero(void **state)
 {
     (void)state;
@@ -344,6 +380,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_posix_memalign_every_alignment),
+        cmocka_unit_test(test_aligned_blocks_among_freed_ones),
         cmocka_unit_test(test_posix_memalign_size_zero),
         cmocka_unit_test(test_posix_memalign_rejects_bad_alignment),
         cmocka_unit_test(test_posix_memalign_impossible_is_enomem),
