@@ -88,10 +88,17 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    if (!strcmp(argv[1], "pair") || !strcmp(argv[1], "aligned")) {
-        int aligned = !strcmp(argv[1], "aligned");
+    if (!strcmp(argv[1], "pair")) {
         for (long i = 0; i < n; i++) {
-            void *p = aligned ? aligned_alloc(64, size) : malloc(size);
+            void *p = malloc(size);
+            escape(p);
+            free(p);
+        }
+        return 0;
+    }
+    if (!strcmp(argv[1], "aligned")) {
+        for (long i = 0; i < n; i++) {
+            void *p = aligned_alloc(64, size);
             escape(p);
             free(p);
         }

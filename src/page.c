@@ -631,19 +631,19 @@ vm_block_t *vm_page_block_containing(vm_page_t *page, const void *p) {
 
 /* Whether p is a block the page has handed out and not had back. If not, the misuse
  * report says how p misses, for the call `where`: freed already (a double free, or a use
- * after free for the other calls; a page that had all its blocks back may have been
- * reset, so this is asked before the carved-block test), inside a block, or no block
- * at all. Under VMALLOC_ON_ERROR=warn the report returns, and so does this, false. */
+ * after free for the other calls; the block need not be carved any more, as a page that
+ * had all its blocks back may have been reset), inside a block, or no block at all.
+ * Under VMALLOC_ON_ERROR=warn the report returns, and so does this, false. */
 bool vm_page_live_block_or_report(vm_page_t *page, const void *p, const char *where,
                                   bool freeing) {
+  if (vm_page_is_block_start(page, p) && !vm_page_block_is_freed(p))
+    return true;
   vm_block_t *block = vm_page_block_containing(page, p);
   if (block == p && vm_page_block_is_freed(block)) {
     vm_diag_misuse("%s of %p (%zu-byte block) in %s", freeing ? "double free" : "use after free",
                    p, (size_t)page->block_size, where);
     return false;
   }
-  if (vm_page_is_block_start(page, p))
-    return true;
   if (block != NULL && block != p)
     vm_diag_misuse("invalid pointer %p (inside a %zu-byte block) in %s", p,
                    (size_t)page->block_size, where);
