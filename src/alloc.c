@@ -298,11 +298,9 @@ static void *aligned(size_t alignment, size_t n) {
   vm_heap_t *heap = vm_heap_tls;
   if (n <= VM_DIRECT_MAX && alignment <= VM_DIRECT_MAX) {
     size_t size = vm_class_size[vm_class_of_aligned(n, alignment)];
-    if (size <= VM_DIRECT_MAX) {
-      vm_page_t *page = vm_heap_direct_page(heap, size);
-      if (page->free != NULL)
-        return vm_page_pop(page, page->free, heap->list_secret);
-    }
+    void *p = size <= VM_DIRECT_MAX ? vm_heap_direct_pop(heap, size) : NULL;
+    if (p != NULL)
+      return p;
   }
   if (vm_likely(heap != &vm_heap_empty)) {
     void *p = vm_heap_malloc_aligned(heap, n, alignment);

@@ -312,7 +312,9 @@ VM_INLINE bool vm_block_next_leaves(const vm_block_t *block, const vm_block_t *n
   return (((uintptr_t)next ^ (uintptr_t)block) >> VM_SEGMENT_SHIFT) != 0;
 }
 
-void *vm_page_pop_last(vm_page_t *page, vm_block_t *block, vm_block_t *next);
+/* Never NULL: the block itself is handed out (so callers of vm_page_pop need no test). */
+__attribute__((returns_nonnull)) void *vm_page_pop_last(vm_page_t *page, vm_block_t *block,
+                                                         vm_block_t *next);
 
 /* Takes the first block of a page's non-empty free list. */
 VM_INLINE void *vm_page_pop(vm_page_t *page, vm_block_t *block, uintptr_t secret) {
@@ -325,20 +327,21 @@ VM_INLINE void *vm_page_pop(vm_page_t *page, vm_block_t *block, uintptr_t secret
   return block;
 }
 
-/* The current page of the class of n bytes (n <= VM_DIRECT_MAX), or an empty page: the
- * whole table is empty pages while blocks need canaries or counting. */
-VM_INLINE vm_page_t *vm_heap_direct_page(vm_heap_t *heap, size_t n) {
-  return heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN];
+/* A block of the class of n bytes (n <= VM_DIRECT_MAX) from the class's current page, or
+ * NULL when that page has none free. The table holds only empty pages while blocks need
+ * canaries or counting, so those always get NULL here. */
+VM_INLINE void *vm_heap_direct_pop(vm_heap_t *heap, size_t n) {
+  vm_page_t *page = heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN];
+  vm_block_t *block = page->free;
+  return vm_likely(block != NULL) ? vm_page_pop(page, block, heap->list_secret) : NULL;
 }
 
 /* The malloc fast path: TLS heap, direct table, pop. Everything else is vm_alloc_slow. */
 VM_INLINE void *vm_malloc_fast(size_t n) {
-  vm_heap_t *heap = vm_heap_tls;
   if (vm_likely(n <= VM_DIRECT_MAX)) {
-    vm_page_t *page = vm_heap_direct_page(heap, n);
-    vm_block_t *block = page->free;
-    if (vm_likely(block != NULL))
-      return vm_page_pop(page, block, heap->list_secret);
+    void *p = vm_heap_direct_pop(vm_heap_tls, n);
+    if (vm_likely(p != NULL))
+      return p;
   }
   return vm_alloc_slow(n, 0);
 }
