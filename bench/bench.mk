@@ -53,7 +53,7 @@ build/bench/runner: bench/runner.c $(CLI_SHARED_OBJ) $(CLI_HEADERS) | build/benc
 
 # -fno-builtin: the compiler must not pair up and delete the malloc and free it counts.
 build/bench/instr: bench/instr.c | build/bench
-	$(CC) $(BENCH_CFLAGS) -fno-builtin $< -o $@
+	$(CC) $(BENCH_CFLAGS) -fno-builtin $< -o $@ -lstdc++
 
 build/bench/libglibc-shim.so: bench/glibc-shim.c | build/bench
 	$(CC) $(BENCH_CFLAGS) -shared -fPIC $< -o $@ -ldl

@@ -10,6 +10,7 @@
  *     instr move SIZE N     N reallocs of one block between SIZE and 3 * SIZE,
  *                           which move it between size classes
  *     instr aligned SIZE N  N times aligned_alloc(64, SIZE) then free
+ *     instr new SIZE N      N times C++ operator new(SIZE) then the sized delete
  *
  * The runner counts the instructions of a run with N large and one with N
  * small: their difference over the difference in N is the cost of one
@@ -23,6 +24,11 @@
 #include <unistd.h>
 
 enum { BATCH = 1000 };
+
+/* C++'s operator new(size_t) and operator delete(void *, size_t), by their symbols
+ * (this file is C): libstdc++'s, or the allocator's own where it defines them. */
+void *cxx_new(size_t n) __asm__("_Znwm");
+void cxx_delete_sized(void *p, size_t n) __asm__("_ZdlPvm");
 
 /* Keep the compiler from pairing and removing malloc and free. */
 static inline void escape(void *p)
@@ -65,8 +71,8 @@ int main(int argc, char **argv)
 {
     if (argc != 4 || (strcmp(argv[1], "pair") && strcmp(argv[1], "xfree") &&
                       strcmp(argv[1], "resize") && strcmp(argv[1], "move") &&
-                      strcmp(argv[1], "aligned"))) {
-        fprintf(stderr, "usage: %s pair|xfree|resize|move|aligned SIZE N\n", argv[0]);
+                      strcmp(argv[1], "aligned") && strcmp(argv[1], "new"))) {
+        fprintf(stderr, "usage: %s pair|xfree|resize|move|aligned|new SIZE N\n", argv[0]);
         return 2;
     }
     size_t size = strtoul(argv[2], NULL, 10);
@@ -93,6 +99,14 @@ int main(int argc, char **argv)
             void *p = malloc(size);
             escape(p);
             free(p);
+        }
+        return 0;
+    }
+    if (!strcmp(argv[1], "new")) {
+        for (long i = 0; i < n; i++) {
+            void *p = cxx_new(size);
+            escape(p);
+            cxx_delete_sized(p, size);
         }
         return 0;
     }

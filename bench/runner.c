@@ -1794,6 +1794,7 @@ static const struct {
     { "resize", 100, "realloc within its block, 100-107 B" },
     { "move", 100, "realloc to another class, 100 B <-> 300 B" },
     { "aligned", 100, "aligned_alloc(64) + free, 100 B" },
+    { "new", 64, "C++ new + sized delete, 64 B" },
 };
 enum { NVARIANTS = sizeof variants / sizeof variants[0], N_SMALL = 20000, N_BIG = 220000 };
 
@@ -1886,7 +1887,9 @@ static int instr_main(void)
                "A malloc + free pair frees at once in the same thread; a cross-thread free is a "
                "malloc in one thread and its free in another, in batches of 1000 handed over "
                "through a pipe (the hand-over adds about one instruction per block). A realloc "
-               "resizes one block back and forth, within its block or between two classes. "
+               "resizes one block back and forth, within its block or between two classes. C++ new "
+               "and delete are the allocator's own where it defines them, else libstdc++'s, "
+               "which call malloc and free. "
                "The loop itself adds a few instructions to every cell. Lower is better.\n\n",
             vg, N_BIG, N_SMALL, N_BIG - N_SMALL);
     machine_table(f, &m);

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- allocation on a given heap ---------------------------------------------------- */
@@ -353,6 +354,41 @@ void *vm_pvalloc(size_t n) {
     return NULL;
   }
   return aligned(page, n == 0 ? page : vm_align_up(n, page));
+}
+
+/* ---- C++ operator new --------------------------------------------------------------- */
+
+/* When operator new finds no memory it calls the program's new-handler until one makes
+ * room, and without one throws std::bad_alloc. Both come from libstdc++, which a program
+ * that calls operator new has loaded; weak, so C programs need no C++ runtime. A throw
+ * unwinds through these C frames by their unwind tables (on by default on x86-64). */
+typedef void (*vm_new_handler_t)(void);
+extern vm_new_handler_t cxx_get_new_handler(void) __asm__("_ZSt15get_new_handlerv")
+    __attribute__((weak));
+extern void cxx_throw_bad_alloc(void) __asm__("_ZSt17__throw_bad_allocv")
+    __attribute__((weak, noreturn));
+
+void *vm_new_failed(size_t n, size_t alignment) {
+  for (;;) {
+    vm_new_handler_t handler = cxx_get_new_handler != NULL ? cxx_get_new_handler() : NULL;
+    if (handler == NULL) {
+      if (cxx_throw_bad_alloc != NULL)
+        cxx_throw_bad_alloc();
+      /* a C++ runtime other than libstdc++ (libc++): nothing here can throw its bad_alloc */
+      vm_diag_warn("vmalloc: out of memory in operator new (%zu bytes), and no libstdc++ "
+                   "to throw std::bad_alloc\n", n);
+      abort();
+    }
+    handler();
+    void *p = alignment == 0 ? vm_malloc(n) : vm_aligned_alloc(alignment, n);
+    if (p != NULL)
+      return p;
+  }
+}
+
+void *vm_new_slow(size_t n) {
+  void *p = vm_alloc_slow(n, 0);
+  return vm_likely(p != NULL) ? p : vm_new_failed(n, 0);
 }
 
 void vm_free_sized(void *p, size_t n) {

@@ -18,7 +18,7 @@ record() { # name status(0 pass, 77 skip, else fail) [detail]
 }
 
 # Only the public API is exported.
-actual=$(nm -D --defined-only libvmalloc.so | awk '{print $3}' | sort)
+actual=$(nm -D --defined-only libvmalloc.so | awk '{print $3}' | LC_ALL=C sort)
 if diff <(echo "$actual") tests/exports.txt >/tmp/vmalloc-exports.$$ 2>&1; then
   record exports 0
 else

@@ -1,10 +1,14 @@
 // C++ on top of the C heap: standard containers growing and being torn down, objects made
 // in one thread and destroyed in another, over-aligned types through aligned operator new,
-// make_shared, and std::bad_alloc when operator new cannot be satisfied.
+// make_shared, std::bad_alloc when operator new cannot be satisfied, and the new-handler;
+// operator new and delete are vmalloc's own.
 #include <cstdint>
+#include <cstdlib>
+#include <dlfcn.h>
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <malloc.h>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -244,6 +248,79 @@ void test_huge_new_throws()
     EXPECT(after[99999] == 7);
 }
 
+// operator new and delete are vmalloc's own, not libstdc++'s calling malloc and free.
+bool defined_in_vmalloc(const void *function)
+{
+    Dl_info info;
+    return dladdr(function, &info) != 0 && info.dli_fname != nullptr &&
+           std::strstr(info.dli_fname, "libvmalloc") != nullptr;
+}
+
+void test_operator_new_is_vmalloc()
+{
+    void *(*plain_new)(std::size_t) = &::operator new;
+    void *(*array_new)(std::size_t) = &::operator new[];
+    void *(*aligned_new)(std::size_t, std::align_val_t) = &::operator new;
+    void (*plain_delete)(void *) noexcept = &::operator delete;
+    void (*sized_delete)(void *, std::size_t) noexcept = &::operator delete;
+    void (*sized_aligned_delete)(void *, std::size_t, std::align_val_t) noexcept =
+        &::operator delete[];
+    EXPECT(defined_in_vmalloc(reinterpret_cast<void *>(plain_new)));
+    EXPECT(defined_in_vmalloc(reinterpret_cast<void *>(array_new)));
+    EXPECT(defined_in_vmalloc(reinterpret_cast<void *>(aligned_new)));
+    EXPECT(defined_in_vmalloc(reinterpret_cast<void *>(plain_delete)));
+    EXPECT(defined_in_vmalloc(reinterpret_cast<void *>(sized_delete)));
+    EXPECT(defined_in_vmalloc(reinterpret_cast<void *>(sized_aligned_delete)));
+    // what new hands out, malloc_usable_size knows, and free may take back
+    int *number = new int(42);
+    EXPECT(malloc_usable_size(number) >= sizeof *number);
+    delete number;
+    char *text = new char[100];
+    std::free(text);
+}
+
+// When new finds no memory it calls the new-handler until the handler gives up, and the
+// handler's own exception reaches the caller through vmalloc's frames.
+int handler_calls = 0;
+void handler_that_gives_up_second_time()
+{
+    if (++handler_calls == 2)
+        std::set_new_handler(nullptr);
+}
+struct HandlerError {
+};
+void handler_that_throws() { throw HandlerError(); }
+
+void test_new_handler()
+{
+    volatile std::size_t impossible = SIZE_MAX / 2 - 4096;
+    for (std::size_t alignment : {std::size_t(0), std::size_t(64)}) {
+        handler_calls = 0;
+        std::set_new_handler(handler_that_gives_up_second_time);
+        bool threw = false;
+        try {
+            allocation_sink = alignment == 0 ? ::operator new(impossible)
+                                             : ::operator new(impossible, std::align_val_t(alignment));
+        } catch (const std::bad_alloc &) {
+            threw = true;
+        }
+        EXPECT(threw && handler_calls == 2);
+        EXPECT(std::get_new_handler() == nullptr);
+    }
+    std::set_new_handler(handler_that_throws);
+    bool threw = false;
+    try {
+        allocation_sink = new char[impossible];
+    } catch (const HandlerError &) {
+        threw = true;
+    }
+    EXPECT(threw);
+    // nothrow new stays libstdc++'s: it calls vmalloc's new, and catches
+    allocation_sink = ::operator new(impossible, std::nothrow);
+    EXPECT(allocation_sink == nullptr);
+    std::set_new_handler(nullptr);
+}
+
 void test_make_shared()
 {
     std::vector<std::shared_ptr<std::string>> owners;
@@ -269,6 +346,8 @@ int main()
     test_cross_thread_ownership();
     test_aligned_new();
     test_huge_new_throws();
+    test_operator_new_is_vmalloc();
+    test_new_handler();
     test_make_shared();
     if (failures != 0) {
         std::fprintf(stderr, "FAIL: %d check(s) failed\n", failures);
