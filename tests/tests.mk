@@ -36,6 +36,13 @@ build/tests/cpp/%: tests/cpp/%.cc libvmalloc.so
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O1 -g -pthread -Iinclude $< -o $@ $(LINK_VM)
 
+# A C++ plugin that a C test loads with dlopen (not a test of its own: kept out of
+# build/tests/cpp, whose programs run.sh runs).
+build/tests/plugins/lib%.so: tests/plugins/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O1 -g -shared -fPIC $< -o $@
+build/tests/api/test_cxx_plugin: build/tests/plugins/libnew_plugin.so
+
 # Sanitizers on the internals (no libc names, so the sanitizers keep their own malloc):
 # every unit test under AddressSanitizer + UndefinedBehaviorSanitizer, and the threaded
 # unit test under ThreadSanitizer.
