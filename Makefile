@@ -16,12 +16,15 @@ VERSION  := 0.1.0
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wundef -Wsign-compare \
             -Wpointer-arith -Wmissing-prototypes
-LIBFLAGS := -std=c11 -O2 -g -fPIC -D_GNU_SOURCE -fvisibility=hidden \
+LIBFLAGS := -std=c11 -O2 -g -fPIC -funwind-tables -D_GNU_SOURCE -fvisibility=hidden \
             -ftls-model=initial-exec -fno-builtin-malloc -fno-builtin-calloc \
             -fno-builtin-realloc -fno-builtin-free -fno-plt $(WARN) -Iinclude -Isrc
-# The release library: every module plus the libc names.
-CORE_SRC := $(filter-out src/override.c,$(wildcard src/*.c))
-REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(CORE_SRC) src/override.c)
+# The release library: every module plus the libc names and C++'s operator new and
+# delete. The archive's C++ object refers to the C++ runtime outright (it goes only into
+# C++ programs); the shared library's, weakly (it goes into C programs too).
+CORE_SRC := $(filter-out src/override.c src/override_cxx.c,$(wildcard src/*.c))
+REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(CORE_SRC) src/override.c src/override_cxx.c)
+ARCHIVE_OBJ := $(filter-out build/rel/override_cxx.o,$(REL_OBJ)) build/rel/override_cxx-archive.o
 # The internals without the libc names, at full checking, for unit tests
 # (cmocka allocates with the system malloc, so it must not be ours).
 DBG_OBJ  := $(patsubst src/%.c,build/dbg/%.o,$(CORE_SRC))
@@ -32,6 +35,8 @@ all: libvmalloc.so libvmalloc.a vmalloc
 
 build/rel/%.o: src/%.c $(HEADERS) | build/rel
 	$(CC) $(LIBFLAGS) -DVM_DEBUG=0 -DVM_VERSION=\"$(VERSION)\" -c $< -o $@
+build/rel/override_cxx-archive.o: src/override_cxx.c $(HEADERS) | build/rel
+	$(CC) $(LIBFLAGS) -DVM_DEBUG=0 -DVM_STATIC_ARCHIVE -c $< -o $@
 build/dbg/%.o: src/%.c $(HEADERS) | build/dbg
 	$(CC) $(LIBFLAGS) -O1 -DVM_DEBUG=3 -c $< -o $@
 build/rel build/dbg build/tests:
@@ -39,7 +44,7 @@ build/rel build/dbg build/tests:
 
 libvmalloc.so: $(REL_OBJ)
 	$(CC) -shared -Wl,-soname,libvmalloc.so -Wl,-z,now -o $@ $^ -lpthread
-libvmalloc.a: $(REL_OBJ)
+libvmalloc.a: $(ARCHIVE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 build/libvmalloc-debug.a: $(DBG_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -3,9 +3,7 @@
  * malloc_usable_size. */
 #include "internal.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* ---- allocation on a given heap ---------------------------------------------------- */
@@ -355,67 +353,6 @@ void *vm_pvalloc(size_t n) {
     return NULL;
   }
   return aligned(page, n == 0 ? page : vm_align_up(n, page));
-}
-
-/* ---- C++ operator new --------------------------------------------------------------- */
-
-/* When operator new finds no memory it calls the program's new-handler until one makes
- * room, and without one throws std::bad_alloc: libstdc++'s std::get_new_handler and
- * std::__throw_bad_alloc. vmalloc refers to them weakly, so that C programs need no C++
- * runtime: they are bound at start-up in a program linked with libstdc++. A C program
- * that loads it later, for a C++ plugin (in the plugin's own scope), has them found there,
- * through dlopen and dlsym, also referred to weakly: a static program does without them.
- * A throw unwinds through these C frames by their unwind tables (on by default on x86-64). */
-typedef void (*vm_new_handler_t)(void);
-typedef vm_new_handler_t (*vm_get_new_handler_t)(void);
-typedef void (*vm_throw_t)(void);
-extern vm_new_handler_t cxx_get_new_handler(void) __asm__("_ZSt15get_new_handlerv")
-    __attribute__((weak));
-extern void cxx_throw_bad_alloc(void) __asm__("_ZSt17__throw_bad_allocv")
-    __attribute__((weak, noreturn));
-extern void *weak_dlopen(const char *file, int mode) __asm__("dlopen") __attribute__((weak));
-extern void *weak_dlsym(void *handle, const char *name) __asm__("dlsym") __attribute__((weak));
-extern int weak_dlclose(void *handle) __asm__("dlclose") __attribute__((weak));
-
-/* A function of the libstdc++ already loaded; NULL if there is none. */
-static void *cxx_runtime_function(const char *name) {
-  if (weak_dlopen == NULL || weak_dlsym == NULL || weak_dlclose == NULL)
-    return NULL;
-  void *runtime = weak_dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
-  if (runtime == NULL)
-    return NULL;
-  void *function = weak_dlsym(runtime, name);
-  weak_dlclose(runtime); /* the plugin that loaded it keeps it loaded */
-  return function;
-}
-
-void *vm_new_failed(size_t n, size_t alignment) {
-  vm_get_new_handler_t get_handler = cxx_get_new_handler;
-  vm_throw_t throw_bad_alloc = cxx_throw_bad_alloc;
-  if (get_handler == NULL)
-    *(void **)&get_handler = cxx_runtime_function("_ZSt15get_new_handlerv");
-  if (throw_bad_alloc == NULL)
-    *(void **)&throw_bad_alloc = cxx_runtime_function("_ZSt17__throw_bad_allocv");
-  for (;;) {
-    vm_new_handler_t handler = get_handler != NULL ? get_handler() : NULL;
-    if (handler == NULL) {
-      if (throw_bad_alloc != NULL)
-        throw_bad_alloc();
-      /* a C++ runtime other than libstdc++ (libc++): nothing here can throw its bad_alloc */
-      vm_diag_warn("vmalloc: out of memory in operator new (%zu bytes), and no libstdc++ "
-                   "to throw std::bad_alloc\n", n);
-      abort();
-    }
-    handler();
-    void *p = alignment == 0 ? vm_malloc(n) : vm_aligned_alloc(alignment, n);
-    if (p != NULL)
-      return p;
-  }
-}
-
-void *vm_new_slow(size_t n) {
-  void *p = vm_alloc_slow(n, 0);
-  return vm_likely(p != NULL) ? p : vm_new_failed(n, 0);
 }
 
 void vm_free_sized(void *p, size_t n) {

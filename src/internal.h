@@ -278,9 +278,6 @@ size_t vm_usable_size(const void *p);
 void vm_free_sized(void *p, size_t n);
 void vm_free_aligned_sized(void *p, size_t alignment, size_t n);
 void *vm_heap_malloc_aligned(vm_heap_t *heap, size_t n, size_t alignment);
-/* C++ operator new past its fast path; these never return NULL (std::bad_alloc instead) */
-void *vm_new_slow(size_t n);
-void *vm_new_failed(size_t n, size_t alignment);
 
 /* ---- free lists (checks: VMALLOC_CHECK) ------------------------------------------- */
 

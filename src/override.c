@@ -48,53 +48,6 @@ VM_EXPORT int malloc_info(int options, FILE *fp) { return vm_malloc_info(options
 
 VM_EXPORT int mallopt(int param, int value) { return vm_mallopt(param, value); }
 
-/* C++'s operator new and delete, as the other allocators that replace malloc replace
- * them: otherwise each new and delete is a call into libstdc++, which calls malloc or free.
- * new fails as libstdc++'s does (vm_new_failed). The std::nothrow forms stay libstdc++'s:
- * they call these and catch. */
-#define VM_CXX(mangled) __asm__(mangled) __attribute__((visibility("default")))
-#define VM_CXX_ALIAS(mangled, of) \
-  __asm__(mangled) __attribute__((alias(of), visibility("default")))
-
-void *cxx_new(size_t n) VM_CXX("_Znwm");
-void *cxx_new(size_t n) {
-  void *p = vm_likely(n <= VM_DIRECT_MAX) ? vm_heap_direct_pop(vm_heap_tls, n) : NULL;
-  return vm_likely(p != NULL) ? p : vm_new_slow(n);
-}
-void *cxx_new_aligned(size_t n, size_t alignment) VM_CXX("_ZnwmSt11align_val_t");
-void *cxx_new_aligned(size_t n, size_t alignment) {
-  void *p = vm_aligned_alloc(alignment, n);
-  return vm_likely(p != NULL) ? p : vm_new_failed(n, alignment);
-}
-/* Every delete, whatever else it is told: a block knows its page. The sized ones are what
- * the compiler calls for a `delete` of a complete type. */
-void cxx_delete(void *p) VM_CXX("_ZdlPv");
-void cxx_delete(void *p) { vm_free_fast(p); }
-void cxx_delete_sized(void *p, size_t n) VM_CXX("_ZdlPvm");
-void cxx_delete_sized(void *p, size_t n) {
-  (void)n;
-  vm_free_fast(p);
-}
-void cxx_delete_sized_aligned(void *p, size_t n, size_t alignment)
-    VM_CXX("_ZdlPvmSt11align_val_t");
-void cxx_delete_sized_aligned(void *p, size_t n, size_t alignment) {
-  (void)n;
-  (void)alignment;
-  vm_free(p);
-}
-
-void *cxx_new_array(size_t n) VM_CXX_ALIAS("_Znam", "_Znwm");
-void *cxx_new_array_aligned(size_t n, size_t alignment)
-    VM_CXX_ALIAS("_ZnamSt11align_val_t", "_ZnwmSt11align_val_t");
-void cxx_delete_array(void *p) VM_CXX_ALIAS("_ZdaPv", "_ZdlPv");
-/* an alignment is passed as a size_t, so these have the sized delete's arguments */
-void cxx_delete_array_sized(void *p, size_t n) VM_CXX_ALIAS("_ZdaPvm", "_ZdlPvm");
-void cxx_delete_aligned(void *p, size_t alignment) VM_CXX_ALIAS("_ZdlPvSt11align_val_t", "_ZdlPvm");
-void cxx_delete_array_aligned(void *p, size_t alignment)
-    VM_CXX_ALIAS("_ZdaPvSt11align_val_t", "_ZdlPvm");
-void cxx_delete_array_sized_aligned(void *p, size_t n, size_t alignment)
-    VM_CXX_ALIAS("_ZdaPvmSt11align_val_t", "_ZdlPvmSt11align_val_t");
-
 /* glibc's internal names, called by some programs and by libc's own debugging hooks. */
 void *__libc_malloc(size_t n) VM_ALIAS(malloc);
 void __libc_free(void *p) VM_ALIAS(free);

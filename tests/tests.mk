@@ -6,7 +6,8 @@
 TEST_CFLAGS := -std=gnu11 -O1 -g -D_GNU_SOURCE -Wall -Wextra -Iinclude -Isrc -pthread
 UNIT_BIN    := $(patsubst tests/unit/%.c,build/tests/unit/%,$(wildcard tests/unit/*.c))
 API_BIN     := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/api/*.c tests/stress/*.c tests/death/*.c))
-CPP_BIN     := $(patsubst tests/cpp/%.cc,build/tests/cpp/%,$(wildcard tests/cpp/*.cc))
+CPP_BIN     := $(patsubst tests/cpp/%.cc,build/tests/cpp/%,$(wildcard tests/cpp/*.cc)) \
+               build/tests/cpp/test_new_replaced-static build/tests/cpp/test_new_minimal-static
 LINK_VM     := -L. -lvmalloc -Wl,-rpath,'$$ORIGIN/../../..'
 
 # cmocka is the one test dependency: install it on Debian when it is missing.
@@ -36,12 +37,22 @@ build/tests/cpp/%: tests/cpp/%.cc libvmalloc.so
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O1 -g -pthread -Iinclude $< -o $@ $(LINK_VM)
 
+# The same programs linked fully static with libvmalloc.a.
+build/tests/cpp/%-static: tests/cpp/%.cc libvmalloc.a
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O1 -g -static -pthread -Iinclude $< libvmalloc.a -o $@
+
 # A C++ plugin that a C test loads with dlopen (not a test of its own: kept out of
 # build/tests/cpp, whose programs run.sh runs).
 build/tests/plugins/lib%.so: tests/plugins/%.cc
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O1 -g -shared -fPIC $< -o $@
-build/tests/api/test_cxx_plugin: build/tests/plugins/libnew_plugin.so
+# and one with its own copy of the C++ runtime linked in
+build/tests/plugins/lib%-own-runtime.so: tests/plugins/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O1 -g -shared -fPIC -static-libstdc++ $< -o $@
+build/tests/api/test_cxx_plugin: build/tests/plugins/libnew_plugin.so \
+                                 build/tests/plugins/libnew_plugin-own-runtime.so
 
 # Sanitizers on the internals (no libc names, so the sanitizers keep their own malloc):
 # every unit test under AddressSanitizer + UndefinedBehaviorSanitizer, and the threaded

@@ -1,7 +1,8 @@
 /* A C program (no C++ runtime at start-up) that loads a C++ plugin with dlopen, in the
  * plugin's own scope: the plugin's operator new is vmalloc's, and when it finds no memory
- * it still calls the new-handler and throws std::bad_alloc, through the libstdc++ that
- * came with the plugin. */
+ * it still calls the new-handler and throws std::bad_alloc, through the C++ runtime that
+ * came with the plugin: the shared libstdc++, or (the second plugin) a copy linked into
+ * the plugin itself. */
 #include <dlfcn.h>
 #include <limits.h>
 #include <malloc.h>
@@ -20,19 +21,26 @@
 
 static void *plugin;
 
-/* The plugin sits in build/tests/plugins, beside this program's directory. */
-static int load_plugin(void **state) {
-  (void)state;
+/* The plugins sit in build/tests/plugins, beside this program's directory. */
+static int load(const char *name) {
   char path[PATH_MAX];
   ssize_t length = readlink("/proc/self/exe", path, sizeof path - 64);
   if (length <= 0)
     return -1;
   path[length] = '\0';
-  strcpy(strrchr(path, '/'), "/../plugins/libnew_plugin.so");
+  snprintf(strrchr(path, '/'), 64, "/../plugins/%s", name);
   plugin = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (plugin == NULL)
     fprintf(stderr, "dlopen: %s\n", dlerror());
   return plugin != NULL ? 0 : -1;
+}
+static int load_plugin(void **state) {
+  (void)state;
+  return load("libnew_plugin.so");
+}
+static int load_plugin_with_own_runtime(void **state) {
+  (void)state;
+  return load("libnew_plugin-own-runtime.so");
 }
 
 static void *plugin_function(const char *name) {
@@ -75,11 +83,17 @@ static void test_plugin_new_calls_new_handler(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
+  const struct CMUnitTest shared_runtime[] = {
       cmocka_unit_test(test_started_without_libstdcxx),
       cmocka_unit_test(test_plugin_new_is_vmalloc),
       cmocka_unit_test(test_plugin_new_throws_bad_alloc),
       cmocka_unit_test(test_plugin_new_calls_new_handler),
   };
-  return cmocka_run_group_tests(tests, load_plugin, NULL);
+  const struct CMUnitTest own_runtime[] = {
+      cmocka_unit_test(test_plugin_new_is_vmalloc),
+      cmocka_unit_test(test_plugin_new_throws_bad_alloc),
+      cmocka_unit_test(test_plugin_new_calls_new_handler),
+  };
+  return cmocka_run_group_tests(shared_runtime, load_plugin, NULL) |
+         cmocka_run_group_tests(own_runtime, load_plugin_with_own_runtime, NULL);
 }
