@@ -35,12 +35,12 @@ build/tests/%: tests/%.c libvmalloc.so $(wildcard tests/*.h) | check-deps
 build/tests/death/%: TEST_CFLAGS += -fno-builtin -Wno-free-nonheap-object -Wno-use-after-free
 build/tests/cpp/%: tests/cpp/%.cc libvmalloc.so
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 -O1 -g -pthread -Iinclude $< -o $@ $(LINK_VM)
+	$(CXX) -std=c++17 -fsized-deallocation -O1 -g -pthread -Iinclude $< -o $@ $(LINK_VM)
 
 # The same programs linked fully static with libvmalloc.a.
 build/tests/cpp/%-static: tests/cpp/%.cc libvmalloc.a
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 -O1 -g -static -pthread -Iinclude $< libvmalloc.a -o $@
+	$(CXX) -std=c++17 -fsized-deallocation -O1 -g -static -pthread -Iinclude $< libvmalloc.a -o $@
 
 # A C++ plugin that a C test loads with dlopen (not a test of its own: kept out of
 # build/tests/cpp, whose programs run.sh runs).
