@@ -1,5 +1,5 @@
 # The fuzz harness (tests/fuzz/README.md): libFuzzer with AddressSanitizer and
-# UndefinedBehaviorSanitizer over the internals (no libc names), built with clang into
+# UndefinedBehaviorSanitizer over the internals (no libc or C++ names), built with clang into
 # build/fuzz/. Works included from the top Makefile or alone (make -f tests/fuzz/fuzz.mk).
 #
 #   make fuzz-build         the harness; installs clang and its libFuzzer runtime with
@@ -18,7 +18,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 FUZZ_CFLAGS  := -std=c11 -O1 -g -D_GNU_SOURCE -DVM_DEBUG=3 -Isrc -Iinclude -pthread \
                 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wundef -Wsign-compare \
                 -Wpointer-arith -Wmissing-prototypes $(FUZZ_SAN)
-FUZZ_OBJ     := $(patsubst src/%.c,$(FUZZ_DIR)/%.o,$(filter-out src/override.c,$(wildcard src/*.c)))
+FUZZ_OBJ     := $(patsubst src/%.c,$(FUZZ_DIR)/%.o,$(filter-out src/override.c src/override_cxx.c,$(wildcard src/*.c)))
 FUZZ_HEADERS := $(wildcard src/*.h src/*.def include/*.h)
 # Every file in these is one input for fuzz-regressions.
 FUZZ_INPUTS  := tests/fuzz/regressions tests/fuzz/corpus
