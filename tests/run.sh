@@ -70,6 +70,12 @@ for bin in build/tests/stress/stress_threads build/tests/stress/stress_churn; do
   [ -x "$bin" ] && run_binary "${bin#build/tests/}-nocheck" 300 env VMALLOC_CHECK=0 "$bin"
 done
 
+# The C++ programs once more at the heaviest checking (canaries, quarantine, guard pages),
+# where new and delete leave their fast paths.
+for bin in build/tests/cpp/test_cpp build/tests/cpp/test_new_replaced build/tests/cpp/test_new_minimal; do
+  [ -x "$bin" ] && run_binary "${bin#build/tests/}-check3" 300 env VMALLOC_CHECK=3 "$bin"
+done
+
 # Sanitizer builds of the internals (unit tests under ASan+UBSan, a stress under TSan).
 if [ -d build/tests/sanitize ]; then
   for bin in build/tests/sanitize/*; do
