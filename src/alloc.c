@@ -298,7 +298,7 @@ static void *aligned(size_t alignment, size_t n) {
   vm_heap_t *heap = vm_heap_tls;
   if (n <= VM_DIRECT_MAX && alignment <= VM_DIRECT_MAX) {
     size_t size = vm_class_size[vm_class_of_aligned(n, alignment)];
-    void *p = size <= VM_DIRECT_MAX ? vm_heap_direct_pop(heap, size) : NULL;
+    void *p = vm_heap_direct_pop(heap, size);
     if (p != NULL)
       return p;
   }

@@ -327,10 +327,12 @@ VM_INLINE void *vm_page_pop(vm_page_t *page, vm_block_t *block, uintptr_t secret
   return block;
 }
 
-/* A block of the class of n bytes (n <= VM_DIRECT_MAX) from the class's current page, or
- * NULL when that page has none free. The table holds only empty pages while blocks need
- * canaries or counting, so those always get NULL here. */
+/* A block of the class of n bytes from the class's current page, or NULL when n is past
+ * the direct table (VM_DIRECT_MAX) or that page has none free. The table holds only empty
+ * pages while blocks need canaries or counting, so those always get NULL here. */
 VM_INLINE void *vm_heap_direct_pop(vm_heap_t *heap, size_t n) {
+  if (vm_unlikely(n > VM_DIRECT_MAX))
+    return NULL;
   vm_page_t *page = heap->direct[(n + VM_ALIGN - 1) / VM_ALIGN];
   vm_block_t *block = page->free;
   return vm_likely(block != NULL) ? vm_page_pop(page, block, heap->list_secret) : NULL;
@@ -338,12 +340,8 @@ VM_INLINE void *vm_heap_direct_pop(vm_heap_t *heap, size_t n) {
 
 /* The malloc fast path: TLS heap, direct table, pop. Everything else is vm_alloc_slow. */
 VM_INLINE void *vm_malloc_fast(size_t n) {
-  if (vm_likely(n <= VM_DIRECT_MAX)) {
-    void *p = vm_heap_direct_pop(vm_heap_tls, n);
-    if (vm_likely(p != NULL))
-      return p;
-  }
-  return vm_alloc_slow(n, 0);
+  void *p = vm_heap_direct_pop(vm_heap_tls, n);
+  return vm_likely(p != NULL) ? p : vm_alloc_slow(n, 0);
 }
 
 /* The free fast path: a registered segment, a page owned by this thread's heap with no

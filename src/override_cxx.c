@@ -102,7 +102,7 @@ static VM_NOINLINE void *new_slow(size_t n, const void *caller) {
 /* ---- the basic forms --------------------------------------------------------------- */
 
 void *cxx_new(size_t n) {
-  void *p = vm_likely(n <= VM_DIRECT_MAX) ? vm_heap_direct_pop(vm_heap_tls, n) : NULL;
+  void *p = vm_heap_direct_pop(vm_heap_tls, n);
   return vm_likely(p != NULL) ? p : new_slow(n, __builtin_return_address(0));
 }
 

@@ -33,12 +33,12 @@ build/tests/%: tests/%.c libvmalloc.so $(wildcard tests/*.h) | check-deps
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(LINK_VM) -lcmocka
 # Misuse on purpose: the compiler must neither warn about it nor optimise it away.
 build/tests/death/%: TEST_CFLAGS += -fno-builtin -Wno-free-nonheap-object -Wno-use-after-free
-build/tests/cpp/%: tests/cpp/%.cc libvmalloc.so
+build/tests/cpp/%: tests/cpp/%.cc libvmalloc.so $(wildcard tests/cpp/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -fsized-deallocation -O1 -g -pthread -Iinclude $< -o $@ $(LINK_VM)
 
 # The same programs linked fully static with libvmalloc.a.
-build/tests/cpp/%-static: tests/cpp/%.cc libvmalloc.a
+build/tests/cpp/%-static: tests/cpp/%.cc libvmalloc.a $(wildcard tests/cpp/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -fsized-deallocation -O1 -g -static -pthread -Iinclude $< libvmalloc.a -o $@
 

@@ -18,17 +18,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "expect.h"
+
 namespace {
-
-int failures = 0;
-
-#define EXPECT(condition)                                                                 \
-    do {                                                                                  \
-        if (!(condition)) {                                                               \
-            std::fprintf(stderr, "FAIL: %s:%d: %s\n", __FILE__, __LINE__, #condition);    \
-            failures++;                                                                   \
-        }                                                                                 \
-    } while (0)
 
 bool is_aligned(const void *pointer, std::size_t alignment)
 {
@@ -349,10 +341,5 @@ int main()
     test_operator_new_is_vmalloc();
     test_new_handler();
     test_make_shared();
-    if (failures != 0) {
-        std::fprintf(stderr, "FAIL: %d check(s) failed\n", failures);
-        return 1;
-    }
-    std::printf("test_cpp: all checks passed\n");
-    return 0;
+    return expect_summary("test_cpp");
 }

@@ -10,17 +10,9 @@
 #include <cstdlib>
 #include <new>
 
+#include "expect.h"
+
 namespace {
-
-int failures = 0;
-
-#define EXPECT(condition)                                                                 \
-    do {                                                                                  \
-        if (!(condition)) {                                                               \
-            std::fprintf(stderr, "FAIL: %s:%d: %s\n", __FILE__, __LINE__, #condition);    \
-            failures++;                                                                   \
-        }                                                                                 \
-    } while (0)
 
 alignas(4096) unsigned char arena[1 << 20];
 std::size_t arena_used = 0;
@@ -111,10 +103,5 @@ int main()
     EXPECT(block != nullptr && !in_arena(block));
     std::free(block);
 
-    if (failures != 0) {
-        std::fprintf(stderr, "FAIL: %d check(s) failed\n", failures);
-        return 1;
-    }
-    std::printf("test_new_replaced: all checks passed\n");
-    return 0;
+    return expect_summary("test_new_replaced");
 }
