@@ -1,6 +1,8 @@
 /* Pages: one page serves one size class from its own free lists (see vm_page_t). This
  * file holds the single malloc slow path for classes, the class queues of a heap, and
  * the free path for everything the inline fast path (internal.h) does not take. */
+#include <string.h>
+
 #include "internal.h"
 
 /* The foreign cache (blocks of other threads' pages), with the free path below. */
@@ -165,6 +167,7 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   set_owner(page, vm_page_owner_word(heap));
   page->clean_from = page->zeroed ? 0 : (uint16_t)(page->reserved + 1);
   page->carved_peak = page->carved_peak_before = 0;
+  page->idle_looks = 0;
 }
 
 /* Carves the next few never-used blocks onto the free list: a few KiB at a time, so
@@ -353,8 +356,11 @@ void vm_heap_resume(vm_heap_t *heap) { collect_pages(heap, EMPTY_RESTART); }
  * at every page with room every half purge delay: the part of the tail that no carving
  * reached in the last two looks goes back with MADV_DONTNEED, and a block carved there
  * later faults its pages in as it is written. A page that carves and starts again in a
- * loop keeps what the loop reaches. malloc_trim also gives back, at once, the OS pages
- * inside free blocks bigger than an OS page; smaller blocks share their OS pages. */
+ * loop keeps what the loop reaches. A page that nobody has allocated from or freed into
+ * for two looks gives the free blocks past its last block in use back to its tail
+ * (uncarve_free_end), and malloc_trim does so at once for every page. malloc_trim also
+ * gives back, at once, the OS pages inside the other free blocks bigger than an OS page;
+ * smaller blocks share their OS pages. */
 
 static size_t purge_range(uintptr_t from, uintptr_t to) {
   size_t os_page = vm_os_page_size();
@@ -393,6 +399,92 @@ static size_t purge_free_blocks(vm_page_t *page) {
 
 static uint16_t max16(uint16_t a, uint16_t b) { return a > b ? a : b; }
 
+#define IDLE_LOOKS_TO_UNCARVE 2
+#define MAX_PAGE_BLOCKS (VM_SLICE_SIZE / VM_ALIGN) /* a one-slice page of the least class */
+
+/* Walks a page's list: false if a link leaves the page's carved blocks or the list holds
+ * more blocks than the page (a loop); else *count is its length, and with a map, bit i
+ * of it is set for each block i on the list. */
+static bool map_free_list(const vm_page_t *page, const vm_block_t *list, uint64_t *map,
+                          size_t *count) {
+  uint8_t *area = vm_page_area(vm_segment_of(page), page);
+  size_t n = 0;
+  for (const vm_block_t *b = list; b != NULL; b = vm_block_next(b, vm_secret.list_secret)) {
+    size_t offset = (size_t)((const uint8_t *)b - area);
+    size_t index = offset / page->block_size;
+    if ((const uint8_t *)b < area || offset % page->block_size != 0 ||
+        index >= page->capacity || ++n > page->capacity)
+      return false;
+    if (map != NULL)
+      map[index / 64] |= (uint64_t)1 << (index % 64);
+  }
+  *count = n;
+  return true;
+}
+
+/* Remembers the page as this look of the purge clock leaves it. */
+static void remember_look(vm_page_t *page) {
+  page->look_free = page->free;
+  page->look_used = page->used;
+  page->look_capacity = page->capacity;
+}
+
+/* Whether the purge clock's looks have found the page unchanged for IDLE_LOOKS_TO_UNCARVE
+ * looks in a row, just now: a page stays idle for long, but one walk of its list is
+ * enough. (A malloc and a free of the same block in between look like no change, and do
+ * no harm: the block is back.) */
+static bool just_became_idle(vm_page_t *page) {
+  bool unchanged = page->free == page->look_free && page->used == page->look_used &&
+                   page->capacity == page->look_capacity &&
+                   atomic_load_explicit(vm_page_thread_free(page), memory_order_relaxed) == 0;
+  remember_look(page);
+  if (!unchanged)
+    page->idle_looks = 0;
+  else if (page->idle_looks <= IDLE_LOOKS_TO_UNCARVE)
+    page->idle_looks++;
+  return page->idle_looks == IDLE_LOOKS_TO_UNCARVE;
+}
+
+/* Makes the free blocks past the page's last block in use uncarved again: they join the
+ * tail, which the purge clock gives back, and are carved afresh when needed. A page
+ * whose long-lived blocks came early (most do: pages carve in address order) and whose
+ * later blocks were all freed keeps only what holds them; glibc's heap gets the same
+ * effect by coalescing free chunks into its top. Leaves a free list it cannot walk to
+ * malloc, which reports it. */
+static void uncarve_free_end(vm_page_t *page) {
+  uint64_t map[MAX_PAGE_BLOCKS / 64];
+  size_t free_count;
+  if (page->free == NULL || page->capacity > MAX_PAGE_BLOCKS)
+    return;
+  memset(map, 0, (page->capacity + 63) / 64 * sizeof map[0]);
+  if (!map_free_list(page, page->free, map, &free_count))
+    return;
+  size_t keep = page->capacity; /* just past the last block not on the list */
+  while (keep > 0 && (map[(keep - 1) / 64] >> ((keep - 1) % 64) & 1))
+    keep--;
+  if (keep == page->capacity)
+    return;
+  uintptr_t secret = vm_secret.list_secret;
+  uint8_t *area = vm_page_area(vm_segment_of(page), page);
+  vm_block_t *head = NULL, *tail = NULL;
+  for (vm_block_t *b = page->free, *next; b != NULL; b = next) {
+    next = vm_block_next(b, secret);
+    if ((size_t)((uint8_t *)b - area) / page->block_size >= keep)
+      continue;
+    if (tail != NULL)
+      vm_block_set_next(tail, b, secret);
+    else
+      head = b;
+    tail = b;
+  }
+  if (tail != NULL)
+    vm_block_set_next(tail, NULL, secret);
+  page->free = head;
+  vm_page_set_capacity(page, (uint16_t)keep);
+  if (page->pinned && !page->pin_held && small_enough_to_hold_pin(page))
+    pin_hold(page);
+}
+
 /* One look of the purge clock at the pages of heap's queues (every page with room, so
  * every page with a tail); with force (malloc_trim) everything free goes at once, blocks
  * freed by other threads first. Returns the bytes given back. With huge pages on, the
@@ -404,6 +496,11 @@ size_t vm_heap_purge_pages(vm_heap_t *heap, bool force) {
   size_t purged = 0;
   for (unsigned c = 1; c <= VM_CLASS_COUNT; c++) {
     for (vm_page_t *page = heap->queues[c].first; page != NULL; page = page->next) {
+      if (just_became_idle(page) || force) {
+        vm_page_collect(page);
+        uncarve_free_end(page);
+        remember_look(page);
+      }
       uint16_t reached = page->capacity;
       if (!force)
         reached = max16(reached, max16(page->carved_peak, page->carved_peak_before));
@@ -809,20 +906,6 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
 
 /* ---- invariants -------------------------------------------------------------------- */
 
-/* Counts a free list, checking each block lies on a block boundary below capacity. */
-static bool count_list(const vm_page_t *page, const vm_block_t *list, size_t *count) {
-  uint8_t *area = vm_page_area(vm_segment_of(page), page);
-  size_t n = 0;
-  for (const vm_block_t *b = list; b != NULL; b = vm_block_next(b, vm_secret.list_secret)) {
-    size_t offset = (size_t)((const uint8_t *)b - area);
-    if ((const uint8_t *)b < area || offset % page->block_size != 0 ||
-        offset / page->block_size >= page->capacity || ++n > page->capacity)
-      return false;
-  }
-  *count = n;
-  return true;
-}
-
 /* A page's identities (see vm_page_t). For its owner thread, or a quiescent heap. */
 bool vm_page_is_valid(const vm_page_t *page) {
   size_t free_count;
@@ -833,7 +916,7 @@ bool vm_page_is_valid(const vm_page_t *page) {
     return false;
   if (atomic_load_explicit(&page->block_limit, memory_order_relaxed) != block_limit_for(page))
     return false;
-  if (!count_list(page, page->free, &free_count))
+  if (!map_free_list(page, page->free, NULL, &free_count))
     return false;
   return page->pinned <= 1 && page->pin_held <= page->pinned &&
          page->used - page->pin_held + free_count == page->capacity;

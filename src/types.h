@@ -95,6 +95,12 @@ struct vm_page_s {
   uint16_t clean_from;   /* reserved + 1: the slack after the last block is not clean */
   uint16_t carved_peak;  /* the most blocks carved since the purge clock last looked, */
   uint16_t carved_peak_before; /* and in the look before (see vm_heap_purge_pages) */
+  /* the page as the purge clock's last look left it, and how many looks in a row found
+   * it so: a page nobody allocated from or freed into (see uncarve_free_end) */
+  vm_block_t *look_free;
+  uint16_t look_used;
+  uint16_t look_capacity;
+  uint8_t idle_looks;
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(vm_page_t) == 128, "a page descriptor is two cache lines");
 #define VM_PAGE_DESCRIPTOR_SHIFT 7

@@ -70,6 +70,12 @@ for bin in build/tests/stress/stress_threads build/tests/stress/stress_churn; do
   [ -x "$bin" ] && run_binary "${bin#build/tests/}-nocheck" 300 env VMALLOC_CHECK=0 "$bin"
 done
 
+# The threaded stress once more with the purge clock looking every millisecond, so that
+# pages other threads free into are found idle and lose their free end all the time.
+[ -x build/tests/stress/stress_threads ] &&
+  run_binary stress/stress_threads-purge1ms 300 \
+    env VMALLOC_PURGE_DELAY_MS=1 VMALLOC_PURGE_ESCALATE_MS=1 build/tests/stress/stress_threads
+
 # The C++ programs once more at the heaviest checking (canaries, quarantine, guard pages),
 # where new and delete leave their fast paths.
 for bin in build/tests/cpp/test_cpp build/tests/cpp/test_new_replaced build/tests/cpp/test_new_minimal; do

@@ -188,73 +188,86 @@ static size_t resident_in(const void *from, const void *to) {
   return resident;
 }
 
-/* Memory inside a page of 40 KiB blocks that no block in use holds goes back, while the
- * blocks in use keep their bytes:
+/* Memory inside a page that no block in use holds goes back, while the blocks in use
+ * keep their bytes, for a page of 40 KiB blocks and for one of 256-byte blocks (which
+ * share their OS pages):
  *   tail: the page is filled whole and emptied; it is its class's only page, so it
  *         stays, and starts again from its first block: the rest is its tail, which the
  *         purge schedule gives back once no carving has reached it for two of its looks
  *         (every 50 ms by default), and a trim at once;
- *   idle: all but the first block are freed, and stay free: the page does not empty. A
- *         trim gives back what the free blocks hold past the OS page each starts in.
+ *   idle: all but the first block are freed, and stay free: the page does not empty.
+ *         The free blocks past the last one in use join the tail again, on a trim at
+ *         once, and on the schedule once the page has been left alone for two looks.
  * The blocks are allocated in a thread of their own, so the page is the first of its
  * class in that thread's heap. */
-enum { PAGE_BLOCK = 40000, PAGE_BLOCK_SPACING = 40960, PAGE_BLOCKS = 14 };
+enum { MAX_PAGE_BLOCKS = 256 };
 typedef struct {
+  size_t block, spacing; /* requested size, and the class's block size */
+  int blocks;            /* in one page */
+} page_shape_t;
+static const page_shape_t big_blocks = {40000, 40960, 14}, small_blocks = {250, 256, 256};
+
+typedef struct {
+  page_shape_t shape;
   bool idle, trim;
   int code;
 } inside_case_t;
 
 static void *inside_thread(void *arg) {
   inside_case_t *c = arg;
-  unsigned char *blocks[PAGE_BLOCKS];
-  for (int i = 0; i < PAGE_BLOCKS; i++) {
-    blocks[i] = malloc(PAGE_BLOCK);
+  size_t size = c->shape.block, spacing = c->shape.spacing;
+  int count = c->shape.blocks;
+  unsigned char *blocks[MAX_PAGE_BLOCKS];
+  for (int i = 0; i < count; i++) {
+    blocks[i] = malloc(size);
     if (blocks[i] == NULL)
       _exit(10);
-    fill_bytes(blocks[i], 0x5a, PAGE_BLOCK);
+    fill_bytes(blocks[i], 0x5a, size);
   }
   unsigned char *low = blocks[0], *high = blocks[0];
-  for (int i = 1; i < PAGE_BLOCKS; i++) {
+  for (int i = 1; i < count; i++) {
     low = blocks[i] < low ? blocks[i] : low;
     high = blocks[i] > high ? blocks[i] : high;
   }
-  if ((size_t)(high - low) != (PAGE_BLOCKS - 1) * (size_t)PAGE_BLOCK_SPACING) {
+  if ((size_t)(high - low) != (size_t)(count - 1) * spacing) {
     c->code = 2; /* not one page of consecutive blocks: the test would measure nothing */
     return NULL;
   }
   unsigned char *kept;
   if (c->idle) {
     kept = low;
-    for (int i = 0; i < PAGE_BLOCKS; i++)
+    for (int i = 0; i < count; i++)
       if (blocks[i] != kept)
         free(blocks[i]);
   } else {
-    for (int i = 0; i < PAGE_BLOCKS; i++)
+    for (int i = 0; i < count; i++)
       free(blocks[i]);
-    kept = malloc(PAGE_BLOCK); /* the page's first block again */
-    fill_bytes(kept, 0x33, PAGE_BLOCK);
+    kept = malloc(size); /* the page's first block again */
+    fill_bytes(kept, 0x33, size);
   }
-  size_t before = resident_in(low + PAGE_BLOCK_SPACING, high + PAGE_BLOCK);
+  /* the rest of the page, from the first OS page past the block in use */
+  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
+  unsigned char *rest = (unsigned char *)(((uintptr_t)low + size + os_page - 1) & ~(os_page - 1));
+  size_t before = resident_in(rest, high + size);
   if (c->trim) {
     malloc_trim(0);
   } else {
-    for (int round = 0; round < 5; round++) { /* past three looks, with slow paths */
+    for (int round = 0; round < 6; round++) { /* past four looks, with slow paths */
       sleep_ms(100);
       void *volatile big = malloc(200000);
       free(big);
     }
   }
-  size_t after = resident_in(low + PAGE_BLOCK_SPACING, high + PAGE_BLOCK);
-  fprintf(stderr, "  %s, %s: block in use %s; the rest %zu KiB resident, then %zu KiB\n",
-          c->idle ? "idle blocks" : "tail", c->trim ? "trim" : "schedule",
+  size_t after = resident_in(rest, high + size);
+  fprintf(stderr, "  %zu-byte blocks, %s, %s: block in use %s; the rest %zu KiB resident, "
+          "then %zu KiB\n", spacing, c->idle ? "idle blocks" : "tail", c->trim ? "trim" : "schedule",
           kept == low ? "at the page start" : "elsewhere", before >> 10, after >> 10);
-  for (size_t i = 0; i < PAGE_BLOCK; i++)
+  for (size_t i = 0; i < size; i++)
     if (kept[i] != (c->idle ? 0x5a : 0x33))
       c->code = 3;
   free(kept);
-  /* a free block keeps the OS page it starts in (its links): 13 of them at most */
   if (c->code == 0)
-    c->code = kept != low ? 4 : before < 400 * KiB ? 5 : after > 13 * 4 * KiB ? 6 : 0;
+    c->code = kept != low ? 4 : before < (size_t)(high - rest) * 9 / 10 ? 5 : after > 0 ? 6 : 0;
   return NULL;
 }
 
@@ -262,7 +275,7 @@ static void *inside_thread(void *arg) {
  * however long the loop runs, so it takes no page fault once warm. */
 static void *cycling_thread(void *arg) {
   inside_case_t *c = arg;
-  unsigned char *blocks[PAGE_BLOCKS];
+  unsigned char *blocks[MAX_PAGE_BLOCKS];
   long faults_at_warm = 0, cycles = 0;
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
@@ -277,13 +290,13 @@ static void *cycling_thread(void *arg) {
       faults_at_warm = usage.ru_minflt;
     else
       cycles++;
-    for (int i = 0; i < PAGE_BLOCKS; i++) {
-      blocks[i] = malloc(PAGE_BLOCK);
+    for (int i = 0; i < c->shape.blocks; i++) {
+      blocks[i] = malloc(c->shape.block);
       if (blocks[i] == NULL)
         _exit(10);
-      fill_bytes(blocks[i], 0x5a, PAGE_BLOCK);
+      fill_bytes(blocks[i], 0x5a, c->shape.block);
     }
-    for (int i = 0; i < PAGE_BLOCKS; i++)
+    for (int i = 0; i < c->shape.blocks; i++)
       free(blocks[i]);
     void *volatile big = malloc(200000); /* a slow path: the purge clock runs */
     free(big);
@@ -306,10 +319,13 @@ static int cycling_child(void *arg) {
 
 static void page_filled_in_a_loop_keeps_its_memory(void **state) {
   (void)state;
-  inside_case_t c = {false, false, 0};
-  int code = run_forked(cycling_child, &c);
-  if (code != 0)
-    fail_msg("child failed with code %d", code);
+  const page_shape_t shapes[] = {big_blocks, small_blocks};
+  for (int i = 0; i < 2; i++) {
+    inside_case_t c = {shapes[i], false, false, 0};
+    int code = run_forked(cycling_child, &c);
+    if (code != 0)
+      fail_msg("child failed with code %d (%zu-byte blocks)", code, shapes[i].spacing);
+  }
 }
 
 static int inside_child(void *arg) {
@@ -319,23 +335,31 @@ static int inside_child(void *arg) {
   return ((inside_case_t *)arg)->code;
 }
 
-static void run_inside_case(bool idle, bool trim) {
-  inside_case_t c = {idle, trim, 0};
+static void run_inside_case(page_shape_t shape, bool idle, bool trim) {
+  inside_case_t c = {shape, idle, trim, 0};
   int code = run_forked(inside_child, &c);
   if (code != 0)
     fail_msg("child failed with code %d", code);
 }
 static void emptied_page_gives_back_its_tail_on_schedule(void **state) {
   (void)state;
-  run_inside_case(false, false);
+  run_inside_case(big_blocks, false, false);
+  run_inside_case(small_blocks, false, false);
 }
 static void emptied_page_gives_back_its_tail_on_trim(void **state) {
   (void)state;
-  run_inside_case(false, true);
+  run_inside_case(big_blocks, false, true);
+  run_inside_case(small_blocks, false, true);
 }
 static void idle_free_blocks_go_back_on_trim(void **state) {
   (void)state;
-  run_inside_case(true, true);
+  run_inside_case(big_blocks, true, true);
+  run_inside_case(small_blocks, true, true);
+}
+static void idle_free_blocks_go_back_on_schedule(void **state) {
+  (void)state;
+  run_inside_case(big_blocks, true, false);
+  run_inside_case(small_blocks, true, false);
 }
 
 /* Memory given back and reused reads as zero through calloc, dirty before or not. */
@@ -620,6 +644,7 @@ int main(void) {
       cmocka_unit_test(emptied_page_gives_back_its_tail_on_schedule),
       cmocka_unit_test(emptied_page_gives_back_its_tail_on_trim),
       cmocka_unit_test(idle_free_blocks_go_back_on_trim),
+      cmocka_unit_test(idle_free_blocks_go_back_on_schedule),
       cmocka_unit_test(page_filled_in_a_loop_keeps_its_memory),
       cmocka_unit_test(schedule_small_blocks),  cmocka_unit_test(schedule_large_blocks),
       cmocka_unit_test(lazy_purge_is_bounded_small_blocks),

@@ -2,8 +2,9 @@
  * pattern and free blocks, and hand a share of them to each other through a lock-free
  * exchange array, so a large part of all frees happen on a thread other than the one that
  * allocated, some after the allocating thread has exited. A producer/consumer pair adds a
- * stream where every single block is freed by the other thread. Each block's pattern is
- * checked before it is freed. A watchdog turns a hang into a failure. */
+ * stream where every single block is freed by the other thread. Workers now and then
+ * trim. Each block's pattern is checked before it is freed. A watchdog turns a hang into
+ * a failure. */
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -17,6 +18,7 @@ enum {
     LOCAL_SLOTS = 256,
     EXCHANGE_SLOTS = 4096,
     YIELD_EVERY = 32,
+    TRIM_ONE_IN = 8192,
     PRODUCED_BLOCKS = 200000,
     QUEUE_CAPACITY = 256,
     WATCHDOG_SECONDS = 120,
@@ -116,6 +118,10 @@ static void *worker(void *argument)
          * collect its own parcels; yielding often keeps the exchange really shared. */
         if (iteration % YIELD_EVERY == 0)
             sched_yield();
+        /* Now and then give back all this heap can: pages lose their free blocks past
+         * the last one in use while other threads free into them. */
+        if (random_below(&rng, TRIM_ONE_IN) == 0)
+            malloc_trim(0);
         local_slot_t *slot = &local[random_below(&rng, LOCAL_SLOTS)];
         if (slot->block == NULL) {
             slot->size = random_block_size(&rng);
