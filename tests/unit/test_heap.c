@@ -33,6 +33,10 @@ static void random_work_keeps_the_heap_valid(void **state) {
       slots[i][k] = (uint8_t)(i + k);
     if (round % 10000 == 0)
       assert_true(vm_heap_is_valid(vm_heap_tls));
+    if (round % 10000 == 5000) { /* pages lose their free end, with blocks in use anywhere */
+      vm_heap_purge_pages(vm_heap_tls, true);
+      assert_true(vm_heap_is_valid(vm_heap_tls));
+    }
   }
   assert_true(vm_heap_is_valid(vm_heap_tls));
   for (size_t i = 0; i < SLOTS; i++) {
@@ -89,6 +93,62 @@ static void emptied_pages_go_back_except_the_current_one(void **state) {
     vm_free(blocks[i]);
   vm_segment_census(&after, false);
   assert_true(after.class_pages[vm_class_of(48)] <= 1);
+  assert_true(vm_heap_is_valid(vm_heap_tls));
+}
+
+/* A trim makes a page's free blocks past its last block in use uncarved; those before it
+ * stay on the free list, and the page carves the rest again as it fills. */
+static void trim_uncarves_the_free_end_of_a_page(void **state) {
+  (void)state;
+  const size_t size = 2816; /* a class of one-slice pages that no other test keeps blocks in */
+  enum { COUNT = 23 };      /* the blocks of one such page */
+  uint8_t *blocks[COUNT];
+  for (int i = 0; i < COUNT; i++)
+    blocks[i] = vm_malloc(size);
+  vm_page_t *page = vm_page_of(vm_segment_of(blocks[0]), blocks[0]);
+  uint8_t *area = vm_page_area(vm_segment_of(page), page);
+  size_t kept_index[2] = {SIZE_MAX, SIZE_MAX}; /* two blocks of the page: its lowest two */
+  for (int i = 0; i < COUNT; i++) {
+    if (vm_page_of(vm_segment_of(blocks[i]), blocks[i]) != page)
+      continue;
+    size_t index = (size_t)(blocks[i] - area) / size;
+    if (index < kept_index[0]) {
+      kept_index[1] = kept_index[0];
+      kept_index[0] = index;
+    } else if (index < kept_index[1]) {
+      kept_index[1] = index;
+    }
+  }
+  assert_true(kept_index[1] != SIZE_MAX && page->capacity > kept_index[1] + 1);
+  for (int i = 0; i < COUNT; i++) {
+    size_t index = (size_t)(blocks[i] - area) / size;
+    if (vm_page_of(vm_segment_of(blocks[i]), blocks[i]) == page &&
+        (index == kept_index[0] || index == kept_index[1]))
+      memset(blocks[i], 0x5a, size);
+    else
+      vm_free(blocks[i]), blocks[i] = NULL;
+  }
+  vm_heap_purge_pages(vm_heap_tls, true);
+  assert_int_equal(page->capacity, kept_index[1] + 1);
+  assert_true(vm_page_is_valid(page));
+  /* the page fills again: every block once, the kept ones untouched */
+  uint8_t *again[COUNT];
+  for (int i = 0; i < COUNT; i++) {
+    again[i] = vm_malloc(size);
+    assert_non_null(again[i]);
+    for (int k = 0; k < COUNT; k++)
+      assert_true(blocks[k] != again[i]);
+    for (int k = 0; k < i; k++)
+      assert_true(again[k] != again[i]);
+  }
+  assert_true(vm_page_is_valid(page));
+  for (int i = 0; i < COUNT; i++) {
+    if (blocks[i] != NULL)
+      for (size_t k = 0; k < size; k++)
+        assert_int_equal(blocks[i][k], 0x5a);
+    vm_free(blocks[i]);
+    vm_free(again[i]);
+  }
   assert_true(vm_heap_is_valid(vm_heap_tls));
 }
 
@@ -266,6 +326,7 @@ int main(void) {
       cmocka_unit_test(block_start_test_accepts_exactly_the_carved_blocks),
       cmocka_unit_test(emptied_pages_go_back_except_the_current_one),
       cmocka_unit_test(census_counts_live_bytes),
+      cmocka_unit_test(trim_uncarves_the_free_end_of_a_page),
       cmocka_unit_test(large_blocks_reuse_their_slices),
       cmocka_unit_test(large_blocks_take_resident_slices_first),
       cmocka_unit_test(blocks_take_the_shortest_freed_run_that_fits),
