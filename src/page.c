@@ -445,16 +445,49 @@ static bool just_became_idle(vm_page_t *page) {
   return page->idle_looks == IDLE_LOOKS_TO_UNCARVE;
 }
 
+/* Leaves the page with `list` as its free list and its blocks from `keep` on uncarved. */
+static void uncarve_from(vm_page_t *page, vm_block_t *list, size_t keep) {
+  page->free = list;
+  vm_page_set_capacity(page, (uint16_t)keep);
+  if (page->pinned && !page->pin_held && small_enough_to_hold_pin(page))
+    pin_hold(page);
+}
+
+/* Whether the free blocks at the page's end come to enough that walking its free list,
+ * which touches every free block, pays: a whole OS page, and on the clock also an eighth
+ * of what the page has carved. A page whose blocks in use are spread to its end would
+ * otherwise be walked for nothing each time it goes idle. The freed-block mark tells,
+ * reading only the blocks at the end; it is a guess (a block in quarantine carries it
+ * too), which the walk then makes exact. Without the mark (VMALLOC_CHECK=0) only wholly
+ * free pages are uncarved. */
+static bool free_end_worth_a_walk(const vm_page_t *page, bool force) {
+  if (vm_secret.freed_key == 0)
+    return false;
+  uint8_t *area = vm_page_area(vm_segment_of(page), page);
+  size_t end = page->capacity;
+  while (end > 0 && vm_page_block_is_freed((vm_block_t *)(area + (end - 1) * page->block_size)))
+    end--;
+  size_t free_bytes = (size_t)(page->capacity - end) * page->block_size;
+  size_t carved_bytes = (size_t)page->capacity * page->block_size;
+  return free_bytes >= vm_os_page_size() && (force || free_bytes >= carved_bytes / 8);
+}
+
 /* Makes the free blocks past the page's last block in use uncarved again: they join the
  * tail, which the purge clock gives back, and are carved afresh when needed. A page
  * whose long-lived blocks came early (most do: pages carve in address order) and whose
  * later blocks were all freed keeps only what holds them; glibc's heap gets the same
  * effect by coalescing free chunks into its top. Leaves a free list it cannot walk to
  * malloc, which reports it. */
-static void uncarve_free_end(vm_page_t *page) {
+static void uncarve_free_end(vm_page_t *page, bool force) {
   uint64_t map[MAX_PAGE_BLOCKS / 64];
   size_t free_count;
   if (page->free == NULL || page->capacity > MAX_PAGE_BLOCKS)
+    return;
+  if (page->used == page->pin_held) { /* every block is free: nothing to walk */
+    uncarve_from(page, NULL, 0);
+    return;
+  }
+  if (!free_end_worth_a_walk(page, force))
     return;
   memset(map, 0, (page->capacity + 63) / 64 * sizeof map[0]);
   if (!map_free_list(page, page->free, map, &free_count))
@@ -479,10 +512,7 @@ static void uncarve_free_end(vm_page_t *page) {
   }
   if (tail != NULL)
     vm_block_set_next(tail, NULL, secret);
-  page->free = head;
-  vm_page_set_capacity(page, (uint16_t)keep);
-  if (page->pinned && !page->pin_held && small_enough_to_hold_pin(page))
-    pin_hold(page);
+  uncarve_from(page, head, keep);
 }
 
 /* One look of the purge clock at the pages of heap's queues (every page with room, so
@@ -498,7 +528,7 @@ size_t vm_heap_purge_pages(vm_heap_t *heap, bool force) {
     for (vm_page_t *page = heap->queues[c].first; page != NULL; page = page->next) {
       if (just_became_idle(page) || force) {
         vm_page_collect(page);
-        uncarve_free_end(page);
+        uncarve_free_end(page, force);
         remember_look(page);
       }
       uint16_t reached = page->capacity;
