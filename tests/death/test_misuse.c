@@ -47,6 +47,19 @@ static void double_free_after_the_page_emptied(void) {
     free(blocks[i]);
   free(blocks[5]);
 }
+/* All but the first of a page's blocks freed (23 of 2816 bytes fill one), then a trim:
+ * the page's free end is uncarved and its memory, freed marks included, goes back to the
+ * kernel. A block of it freed again is no longer known as freed, but neither is it one
+ * the page has handed out. */
+static void double_free_after_a_trim_gave_the_block_back(void) {
+  void *blocks[23];
+  for (int i = 0; i < 23; i++)
+    blocks[i] = malloc(2800);
+  for (int i = 1; i < 23; i++)
+    free(blocks[i]);
+  malloc_trim(0);
+  free(blocks[20]);
+}
 static void double_free_medium(void) {
   void *keep = malloc(20000), *p = malloc(20000);
   sink = keep;
@@ -223,6 +236,8 @@ static const misuse_t misuses[] = {
     {"double free after the page emptied", double_free_after_the_page_emptied,
      "double free of 0x", NULL},
     {"double free across threads", double_free_across_threads, "double free of 0x", NULL},
+    {"double free after a trim gave the block back", double_free_after_a_trim_gave_the_block_back,
+     "invalid pointer 0x", NULL},
     {"free of a static array", free_of_foreign_pointer, "invalid pointer 0x", NULL},
     {"free of a stack array", free_of_stack_pointer, "invalid pointer 0x", NULL},
     {"free inside a small block", free_inside_small_block, "invalid pointer 0x", NULL},
