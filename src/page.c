@@ -426,16 +426,15 @@ static bool map_free_list(const vm_page_t *page, const vm_block_t *list, uint64_
 static void remember_look(vm_page_t *page) {
   page->look_free = page->free;
   page->look_used = page->used;
-  page->look_capacity = page->capacity;
 }
 
 /* Whether the purge clock's looks have found the page unchanged for IDLE_LOOKS_TO_UNCARVE
  * looks in a row, just now: a page stays idle for long, but one walk of its list is
- * enough. (A malloc and a free of the same block in between look like no change, and do
- * no harm: the block is back.) */
+ * enough. The list head and the count in use tell: carving moves the head too. (A malloc
+ * and a free of the same block in between look like no change, and do no harm: the block
+ * is back.) */
 static bool just_became_idle(vm_page_t *page) {
   bool unchanged = page->free == page->look_free && page->used == page->look_used &&
-                   page->capacity == page->look_capacity &&
                    atomic_load_explicit(vm_page_thread_free(page), memory_order_relaxed) == 0;
   remember_look(page);
   if (!unchanged)
@@ -537,10 +536,8 @@ size_t vm_heap_purge_pages(vm_heap_t *heap, bool force) {
       purged += purge_tail_from(page, reached);
       page->carved_peak_before = max16(page->capacity, page->carved_peak);
       page->carved_peak = 0;
-      if (force && vm_class_size[c] > vm_os_page_size()) {
-        vm_page_collect(page);
-        purged += purge_free_blocks(page);
-      }
+      if (force && vm_class_size[c] > vm_os_page_size())
+        purged += purge_free_blocks(page); /* its remote frees were collected above */
     }
   }
   return purged;
@@ -665,9 +662,7 @@ void vm_page_retire(vm_heap_t *heap, vm_page_t *page) {
   if (page->pinned && page->next == NULL) {
     if (page->capacity > page->carved_peak)
       page->carved_peak = page->capacity;
-    page->free = NULL;
-    vm_page_set_capacity(page, 0);
-    pin_hold(page);
+    uncarve_from(page, NULL, 0);
     return;
   }
   if (page->class_idx != 0)

@@ -99,7 +99,6 @@ struct vm_page_s {
    * it so: a page nobody allocated from or freed into (see uncarve_free_end) */
   vm_block_t *look_free;
   uint16_t look_used;
-  uint16_t look_capacity;
   uint8_t idle_looks;
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(vm_page_t) == 128, "a page descriptor is two cache lines");
