@@ -277,7 +277,7 @@ bool vm_heap_is_valid(const vm_heap_t *heap) {
       for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
         const vm_page_t *page = &s->pages[i];
         uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
-        if (!page->in_use || page->slice_offset != 0 || page->class_idx == 0 ||
+        if (!page->in_use || page->head_offset != 0 || page->class_idx == 0 ||
             (owner & ~(uintptr_t)VM_PAGE_FLAGS) != (uintptr_t)heap || (owner & VM_PAGE_FULL))
           continue;
         const vm_page_t *q = heap->queues[page->class_idx].first;

@@ -71,7 +71,7 @@ VM_INLINE vm_page_t *vm_page_of(vm_segment_t *segment, const void *p) {
   uintptr_t offset = ((uintptr_t)p >> (VM_SLICE_SHIFT - VM_PAGE_DESCRIPTOR_SHIFT)) &
                      ((uintptr_t)(VM_SLICES - 1) << VM_PAGE_DESCRIPTOR_SHIFT);
   vm_page_t *slice = (vm_page_t *)((uint8_t *)segment->pages + offset);
-  return slice - slice->slice_offset;
+  return (vm_page_t *)((uint8_t *)slice - slice->head_offset);
 }
 
 /* Whether p starts one of the blocks a page has carved (see update_block_limit in
@@ -127,17 +127,21 @@ void vm_os_zero_dropping(void *p, size_t size);
 extern vm_os_stats_t vm_os_stats;
 
 /* ---- registry.c -------------------------------------------------------------------- */
-extern _Atomic uint64_t vm_registry_bits[];
 #define VM_REGISTRY_ADDR_BITS 47
+/* One byte per segment-aligned address below 2^47: 32 MiB of zero-initialised data, of
+ * which only the pages covering our segments are ever written (one page of it covers
+ * 16 GiB of address space). Bytes rather than bits: free's test is then one load and no
+ * bit arithmetic. */
+#define VM_REGISTRY_ENTRIES ((uintptr_t)1 << (VM_REGISTRY_ADDR_BITS - VM_SEGMENT_SHIFT))
+extern _Atomic uint8_t vm_registry_map[VM_REGISTRY_ENTRIES];
 void vm_registry_add(vm_segment_t *segment);
 void vm_registry_remove(vm_segment_t *segment);
 /* Is p the start of a live segment of ours? One load; safe for any pointer value. */
 VM_INLINE bool vm_registry_contains(const void *p) {
   uintptr_t index = (uintptr_t)p >> VM_SEGMENT_SHIFT;
-  if (vm_unlikely(index >> (VM_REGISTRY_ADDR_BITS - VM_SEGMENT_SHIFT)))
+  if (vm_unlikely(index >= VM_REGISTRY_ENTRIES))
     return false;
-  uint64_t word = atomic_load_explicit(&vm_registry_bits[index / 64], memory_order_relaxed);
-  return (word >> (index % 64)) & 1;
+  return atomic_load_explicit(&vm_registry_map[index], memory_order_relaxed) != 0;
 }
 
 /* ---- sizeclass.c ------------------------------------------------------------------- */

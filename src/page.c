@@ -264,7 +264,7 @@ static bool page_unfull(vm_heap_t *heap, vm_page_t *page) {
  * page changed since) are ignored. Returns true if the page's segment was freed. */
 bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page) {
   uintptr_t owner = owner_of(page);
-  if (!page->in_use || page->slice_offset != 0 ||
+  if (!page->in_use || page->head_offset != 0 ||
       (owner & ~(uintptr_t)VM_PAGE_FLAGS) != (uintptr_t)heap || !(owner & VM_PAGE_FULL))
     return false;
   if (vm_page_collect(page) == 0) {
@@ -934,7 +934,7 @@ void vm_page_free_generic(vm_page_t *page, void *p) {
 /* A page's identities (see vm_page_t). For its owner thread, or a quiescent heap. */
 bool vm_page_is_valid(const vm_page_t *page) {
   size_t free_count;
-  if (!page->in_use || page->slice_offset != 0 || page->capacity > page->reserved)
+  if (!page->in_use || page->head_offset != 0 || page->capacity > page->reserved)
     return false;
   if (page->class_idx != 0 && (page->block_size != vm_class_size[page->class_idx] ||
                                page->slice_count != vm_class_slices[page->class_idx]))

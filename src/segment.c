@@ -89,7 +89,7 @@ static bool offers_room(const vm_segment_t *segment) {
     return true;
   for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
     const vm_page_t *page = &segment->pages[i];
-    if (page->in_use && page->slice_offset == 0 && vm_page_offers_room(page))
+    if (page->in_use && page->head_offset == 0 && vm_page_offers_room(page))
       return true;
   }
   return false;
@@ -330,7 +330,7 @@ static bool take_slices(vm_segment_t *segment, uint64_t bits, bool *zeroed) {
 /* Points the descriptors of slices [from, to) of the page at `first` back to it. */
 static void link_run(vm_segment_t *segment, int first, size_t from, size_t to) {
   for (size_t i = from; i < to; i++) {
-    segment->pages[first + (int)i].slice_offset = (uint8_t)i;
+    segment->pages[first + (int)i].head_offset = (uint16_t)(i * sizeof(vm_page_t));
     segment->pages[first + (int)i].in_use = 0;
   }
 }
@@ -391,7 +391,7 @@ static bool adopt_one(vm_heap_t *heap, vm_segment_t **from) {
   int remaining = segment->live_pages;
   for (int i = VM_FIRST_SLICE; remaining > 0 && i < VM_SLICES; i++) {
     vm_page_t *page = &segment->pages[i];
-    if (page->in_use && page->slice_offset == 0) {
+    if (page->in_use && page->head_offset == 0) {
       remaining--;
       vm_page_adopt(heap, page);
     }
@@ -485,7 +485,7 @@ static bool return_slices(vm_page_t *page) {
   vm_segment_t *segment = vm_segment_of(page);
   int first = (int)(page - segment->pages);
   size_t count = page->slice_count;
-  vm_assert(1, page->in_use && page->slice_offset == 0);
+  vm_assert(1, page->in_use && page->head_offset == 0);
   size_t guard = vm_large_guard_bytes(page);
   if (guard != 0 &&
       !vm_os_unguard(vm_page_area(segment, page) + count * VM_SLICE_SIZE - guard, guard)) {
@@ -495,7 +495,7 @@ static bool return_slices(vm_page_t *page) {
   }
   memset(page, 0, sizeof *page);
   for (size_t i = 1; i < count; i++)
-    segment->pages[first + (int)i].slice_offset = 0;
+    segment->pages[first + (int)i].head_offset = 0;
   uint64_t bits = run_bits(first, count);
   vm_lock(&segment->lock);
   if (segment->dirty_slices == 0)
@@ -568,7 +568,7 @@ void vm_segment_abandon_all(vm_heap_t *heap) {
       set_list(s, ON_NO_LIST);
       for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
         vm_page_t *page = &s->pages[i];
-        if (page->in_use && page->slice_offset == 0) {
+        if (page->in_use && page->head_offset == 0) {
           atomic_store_explicit(&s->remote[i].abandoned_used, page->used, memory_order_relaxed);
           page->owner &= VM_PAGE_FLAGS;
         }
@@ -613,7 +613,7 @@ void vm_segment_unhold_abandoned(vm_segment_t *segment) {
   int remaining = segment->live_pages;
   for (int i = VM_FIRST_SLICE; remaining > 0 && i < VM_SLICES; i++) {
     vm_page_t *page = &segment->pages[i];
-    if (page->in_use && page->slice_offset == 0) {
+    if (page->in_use && page->head_offset == 0) {
       remaining--;
       if (vm_page_all_back(page))
         return_slices(page);
@@ -943,7 +943,7 @@ void vm_segment_census(vm_census_t *census, bool measure) {
     for (int i = VM_FIRST_SLICE; i < VM_SLICES; i++) {
       vm_page_t *page = &s->pages[i];
       if (!__atomic_load_n(&page->in_use, __ATOMIC_RELAXED) ||
-          __atomic_load_n(&page->slice_offset, __ATOMIC_RELAXED) != 0)
+          __atomic_load_n(&page->head_offset, __ATOMIC_RELAXED) != 0)
         continue;
       /* read while the owner may be between raising pin_held and used: never below 0 */
       size_t counted = __atomic_load_n(&page->used, __ATOMIC_RELAXED);

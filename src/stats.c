@@ -15,17 +15,14 @@ _Static_assert(VM_CLASS_COUNT <= VMALLOC_STATS_MAX_CLASSES, "vmalloc.h has room 
 
 #define STAT(name) atomic_load_explicit(&vm_os_stats.name, memory_order_relaxed)
 
-/* The registry's bit array (registry.c): one bit per segment-aligned address. */
-#define REGISTRY_BYTES (((size_t)1 << (VM_REGISTRY_ADDR_BITS - VM_SEGMENT_SHIFT)) / 8)
-
 /* Resident bytes of the allocator's own bookkeeping: segment headers with their page
- * descriptors (the first pages of slice 0), the heaps, and the registry's touched words. */
+ * descriptors (the first pages of slice 0), the heaps, and the registry's touched pages. */
 static size_t metadata_bytes(const vm_census_t *c, size_t heaps_made) {
   size_t page = vm_os_page_size();
   size_t headers = c->segments * vm_align_up(sizeof(vm_segment_t), page);
   size_t heaps = heaps_made * vm_align_up(sizeof(vm_heap_t), 64);
-  uintptr_t first = (uintptr_t)vm_registry_bits & ~(uintptr_t)(page - 1);
-  uintptr_t end = vm_align_up((uintptr_t)vm_registry_bits + REGISTRY_BYTES, page);
+  uintptr_t first = (uintptr_t)vm_registry_map & ~(uintptr_t)(page - 1);
+  uintptr_t end = vm_align_up((uintptr_t)vm_registry_map + sizeof vm_registry_map, page);
   return headers + heaps + vm_os_resident_bytes((void *)first, end - first);
 }
 

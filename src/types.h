@@ -58,7 +58,7 @@ typedef struct vm_block_s {
  * remote[], see vm_page_thread_free) any thread may push onto (one atomic CAS) and only
  * the owner takes (one atomic exchange). While the page's
  * segment is abandoned, "owner" means whoever holds the segment. Only the head descriptor
- * of a run is meaningful; the others carry slice_offset back to it.
+ * of a run is meaningful; the others carry head_offset back to it.
  * Two cache lines, and free finds them with a shift. The first holds what any thread
  * freeing a block reads and the owner seldom writes; the second what the owner writes
  * on every malloc and free. In one line, each free by another thread took the line
@@ -79,8 +79,9 @@ struct vm_page_s {
   uint8_t class_idx;    /* 0: a single large or huge block */
   uint8_t in_use;       /* 1 from page allocation to page free */
   uint8_t slice_count;
-  uint8_t slice_offset; /* descriptors from this one back to the head of its run */
   uint8_t zeroed;       /* its memory read as zero when the page was made */
+  uint16_t head_offset; /* bytes from this descriptor back to the head of its run's:
+                           bytes rather than descriptors save free a shift */
   _Atomic(uint64_t) block_limit; /* capacity * (block_magic * block_size mod 2^64): see
                                     vm_page_is_block_start; raised as blocks are carved,
                                     back to 0 only with no block out */
