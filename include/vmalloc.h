@@ -90,6 +90,11 @@ typedef struct vmalloc_stats {
   /* appended in the third layout */
   size_t heaps_parked;  /* of the heaps not in use: exited threads' heaps kept whole, with
                            their pages, for the next thread to start */
+  /* appended in the fourth layout */
+  size_t purge_delay_ms;     /* the purge delay in force: VMALLOC_PURGE_DELAY_MS, doubled
+                                while purged memory is soon reused (VMALLOC_PURGE_STRETCH) */
+  size_t purge_reused_bytes; /* memory the purge schedule dropped that was carved again
+                                within the delay in force, since start */
 } vmalloc_stats_t;
 
 /* Fills *out (whose size field the caller sets). Returns 0, or -1 with errno EINVAL when

@@ -99,14 +99,14 @@ static vm_heap_t *heap_obtain(void) {
     heap->parked_ms = 0;
   }
   __atomic_store_n(&heap->in_use, 1, __ATOMIC_RELAXED);
-  bool parked = heap->parked_ms != 0;
-  if (parked) {
+  int64_t parked_ms = heap->parked_ms;
+  if (parked_ms != 0) {
     heap->parked_ms = 0;
     atomic_fetch_sub_explicit(&parked_count, 1, memory_order_relaxed);
   }
   vm_unlock(&heaps_lock);
-  if (parked)
-    vm_heap_resume(heap);
+  if (parked_ms != 0)
+    vm_heap_resume(heap, vm_os_now_ms() - parked_ms);
   else
     heap_reset(heap);
   return heap;
@@ -166,7 +166,7 @@ void vm_heap_release_parked(int64_t now, bool force) {
     vm_lock(&heaps_lock);
   else if (!vm_trylock(&heaps_lock))
     return;
-  int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
+  int64_t delay = vm_purge_delay_ms();
   vm_heap_t *expired = NULL, **tail = &expired;
   for (vm_heap_t **link = &heap_pool; *link != NULL;) {
     vm_heap_t *heap = *link;

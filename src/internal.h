@@ -189,6 +189,7 @@ void vm_segment_collect_notified(vm_heap_t *heap);
 void vm_segment_census(vm_census_t *census, bool measure);
 bool vm_segment_adopt_all(vm_heap_t *heap);
 void vm_segment_purge_tick(vm_heap_t *heap);
+void vm_segment_postpone_purge(vm_heap_t *heap, int64_t ms);
 void vm_segment_purge_shared(int64_t now, bool force);
 size_t vm_segment_purge_everything(bool force);
 size_t vm_segment_lazy_bytes(void); /* lazily purged, as the purge budget counts it */
@@ -213,7 +214,7 @@ void vm_page_adopt(vm_heap_t *heap, vm_page_t *page);
 bool vm_page_unfull_notified(vm_heap_t *heap, vm_page_t *page);
 void vm_page_queue_remove(vm_heap_t *heap, vm_page_t *page);
 void vm_heap_collect_pages(vm_heap_t *heap, bool force);
-void vm_heap_resume(vm_heap_t *heap);
+void vm_heap_resume(vm_heap_t *heap, int64_t parked_for_ms);
 size_t vm_heap_purge_pages(vm_heap_t *heap, bool force);
 void vm_heap_unpin_all(vm_heap_t *heap);
 bool vm_page_is_valid(const vm_page_t *page);
@@ -262,6 +263,14 @@ bool vm_purge_collect(bool force);
 int vm_purge_trim(size_t pad);
 void vm_purge_background_ensure(void);
 void vm_purge_fork_child(void);
+/* The delays the schedule applies now: the options', lengthened while the program keeps
+ * carving memory soon after the schedule dropped it (see purge.c). */
+int64_t vm_purge_delay_ms(void);
+int64_t vm_purge_escalate_ms(void);
+void vm_purge_note_dropped(size_t bytes); /* by the schedule, not by a trim */
+void vm_purge_note_reuse(size_t bytes, int64_t dropped_for_ms, int64_t now);
+void vm_purge_relax(int64_t now); /* from the purge clock */
+size_t vm_purge_reused_soon_bytes(void);
 
 /* ---- alloc.c ----------------------------------------------------------------------- */
 void *vm_alloc_slow(size_t n, size_t alignment);

@@ -172,11 +172,31 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
 
 /* Carves the next few never-used blocks onto the free list: a few KiB at a time, so
  * memory is touched as it is used. */
+/* The low 32 bits of a time in ms, never 0 (see tail_dropped_ms). */
+static uint32_t ms_stamp(int64_t ms) {
+  uint32_t stamp = (uint32_t)ms;
+  return stamp != 0 ? stamp : 1;
+}
+
+/* Carving up to block `end` takes back the blocks of the tail the clock dropped, if any:
+ * the purge schedule hears how soon (see vm_purge_note_reuse). */
+static void note_tail_reuse(vm_page_t *page, size_t end) {
+  size_t from = page->capacity > page->clean_from ? page->capacity : page->clean_from;
+  if (end > page->tail_dropped_to)
+    end = page->tail_dropped_to;
+  if (page->tail_dropped_ms == 0 || end <= from)
+    return;
+  int64_t now = vm_os_now_ms();
+  vm_purge_note_reuse((end - from) * page->block_size,
+                      (uint32_t)(ms_stamp(now) - page->tail_dropped_ms), now);
+}
+
 static void page_extend(vm_page_t *page) {
   size_t size = page->block_size;
   size_t count = page_extend_count(page);
   if (count > (size_t)(page->reserved - page->capacity))
     count = (size_t)(page->reserved - page->capacity);
+  note_tail_reuse(page, (size_t)page->capacity + count);
   uint8_t *first = vm_page_area(vm_segment_of(page), page) + (size_t)page->capacity * size;
   uintptr_t secret = vm_secret.list_secret;
   int level = vm_check_level();
@@ -341,12 +361,6 @@ void vm_heap_collect_pages(vm_heap_t *heap, bool force) {
   collect_pages(heap, force ? EMPTY_FREE : EMPTY_FREE_UNLESS_CURRENT);
 }
 
-/* For the thread that takes a parked heap: a page left with no block in use starts again
- * from its first block, or goes back to its segment if its class has others
- * (vm_page_retire). The next blocks then go out in address order, as from a new page,
- * rather than in the order they were freed. */
-void vm_heap_resume(vm_heap_t *heap) { collect_pages(heap, EMPTY_RESTART); }
-
 /* ---- memory inside pages goes back ------------------------------------------------
  * A page hands out its blocks from its start (page_extend), so the blocks it has not
  * carved are one range at its end, its tail. The tail can hold resident memory no block
@@ -444,6 +458,24 @@ static bool just_became_idle(vm_page_t *page) {
   return page->idle_looks == IDLE_LOOKS_TO_UNCARVE;
 }
 
+/* For the thread that takes a parked heap: a page left with no block in use starts again
+ * from its first block, or goes back to its segment if its class has others
+ * (vm_page_retire). The next blocks then go out in address order, as from a new page,
+ * rather than in the order they were freed. The time the heap spent parked does not
+ * count towards purging what it holds, nor as a look at an idle page: nobody could
+ * reuse its memory meanwhile, and the new thread is about to. Otherwise a thread pool
+ * whose threads come and go a little slower than the purge delay would purge each
+ * heap as its next thread starts, and fault the memory back in at once. */
+void vm_heap_resume(vm_heap_t *heap, int64_t parked_for_ms) {
+  vm_segment_postpone_purge(heap, parked_for_ms);
+  collect_pages(heap, EMPTY_RESTART);
+  for (unsigned c = 1; c <= VM_CLASS_COUNT; c++)
+    for (vm_page_t *page = heap->queues[c].first; page != NULL; page = page->next) {
+      remember_look(page);
+      page->idle_looks = 0;
+    }
+}
+
 /* Leaves the page with `list` as its free list and its blocks from `keep` on uncarved. */
 static void uncarve_from(vm_page_t *page, vm_block_t *list, size_t keep) {
   page->free = list;
@@ -533,7 +565,16 @@ size_t vm_heap_purge_pages(vm_heap_t *heap, bool force) {
       uint16_t reached = page->capacity;
       if (!force)
         reached = max16(reached, max16(page->carved_peak, page->carved_peak_before));
-      purged += purge_tail_from(page, reached);
+      uint16_t dropped_to = page->clean_from > page->reserved ? page->reserved : page->clean_from;
+      size_t dropped = purge_tail_from(page, reached);
+      if (dropped != 0 && !force) {
+        if (page->tail_dropped_ms != 0) /* an earlier drop not yet carved again stays so */
+          dropped_to = max16(dropped_to, page->tail_dropped_to);
+        page->tail_dropped_to = dropped_to;
+        page->tail_dropped_ms = ms_stamp(vm_os_now_ms());
+        vm_purge_note_dropped(dropped);
+      }
+      purged += dropped;
       page->carved_peak_before = max16(page->capacity, page->carved_peak);
       page->carved_peak = 0;
       if (force && vm_class_size[c] > vm_os_page_size())

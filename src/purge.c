@@ -31,6 +31,73 @@ int vm_purge_trim(size_t pad) {
   return vm_purge_collect(true) ? 1 : 0;
 }
 
+/* ---- the purge delays in force ------------------------------------------------------
+ * VMALLOC_PURGE_DELAY_MS and VMALLOC_PURGE_ESCALATE_MS are the shortest delays. Memory
+ * the schedule dropped (MADV_DONTNEED) that the program carves again within the delay in
+ * force was dropped too early: each of its OS pages faults back in, and the madvise
+ * bought nothing. A program whose working set comes and goes a little slower than the
+ * delay (a pool of threads that come and go, a compiler between two functions) would
+ * pay that over and over. So when such reuse comes to a quarter of what the schedule
+ * dropped since the delays last changed, and to at least REUSE_SOON_MIN, both delays
+ * double, up to VMALLOC_PURGE_STRETCH times; after CALM_PERIODS delays in force without
+ * doubling, they halve, back to the options once the program stops. */
+#define REUSE_SOON_MIN ((size_t)256 << 10)
+#define CALM_PERIODS 8
+
+static _Atomic(unsigned) stretch; /* the delays in force are the options << stretch */
+static _Atomic(int64_t) stretch_changed_ms;
+static _Atomic(size_t) dropped_since_change, reused_soon_since_change;
+static _Atomic(size_t) reused_soon_total;
+
+int64_t vm_purge_delay_ms(void) {
+  return vm_option(VM_OPTION_PURGE_DELAY_MS) << atomic_load_explicit(&stretch, memory_order_relaxed);
+}
+
+int64_t vm_purge_escalate_ms(void) {
+  return vm_option(VM_OPTION_PURGE_ESCALATE_MS)
+         << atomic_load_explicit(&stretch, memory_order_relaxed);
+}
+
+size_t vm_purge_reused_soon_bytes(void) {
+  return atomic_load_explicit(&reused_soon_total, memory_order_relaxed);
+}
+
+/* One step up or down, by whichever thread gets there first. */
+static void change_stretch(unsigned from, unsigned to, int64_t now) {
+  if (!atomic_compare_exchange_strong(&stretch, &from, to))
+    return;
+  atomic_store_explicit(&stretch_changed_ms, now, memory_order_relaxed);
+  atomic_store_explicit(&dropped_since_change, 0, memory_order_relaxed);
+  atomic_store_explicit(&reused_soon_since_change, 0, memory_order_relaxed);
+}
+
+void vm_purge_note_dropped(size_t bytes) {
+  atomic_fetch_add_explicit(&dropped_since_change, bytes, memory_order_relaxed);
+}
+
+void vm_purge_note_reuse(size_t bytes, int64_t dropped_for_ms, int64_t now) {
+  if (dropped_for_ms > vm_purge_delay_ms())
+    return; /* it stayed unused long enough: dropping it was right */
+  atomic_fetch_add_explicit(&reused_soon_total, bytes, memory_order_relaxed);
+  if (now - dropped_for_ms < atomic_load_explicit(&stretch_changed_ms, memory_order_relaxed))
+    return; /* dropped under the delays before the last change, which it already drove */
+  size_t reused =
+      atomic_fetch_add_explicit(&reused_soon_since_change, bytes, memory_order_relaxed) + bytes;
+  size_t dropped = atomic_load_explicit(&dropped_since_change, memory_order_relaxed);
+  unsigned now_stretch = atomic_load_explicit(&stretch, memory_order_relaxed);
+  if (reused >= REUSE_SOON_MIN && reused >= dropped / 4 &&
+      now_stretch < (unsigned)vm_option(VM_OPTION_PURGE_STRETCH))
+    change_stretch(now_stretch, now_stretch + 1, now);
+}
+
+void vm_purge_relax(int64_t now) {
+  unsigned now_stretch = atomic_load_explicit(&stretch, memory_order_relaxed);
+  if (now_stretch != 0 &&
+      now - atomic_load_explicit(&stretch_changed_ms, memory_order_relaxed) >=
+          CALM_PERIODS * vm_purge_delay_ms())
+    change_stretch(now_stretch, now_stretch - 1, now);
+}
+
 /* ---- the optional background thread (VMALLOC_BACKGROUND=1) ------------------------- */
 
 #include <pthread.h>
@@ -43,13 +110,15 @@ static atomic_bool background_started;
 static void *background_main(void *arg) {
   (void)arg;
   for (;;) {
-    long delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
-    long escalate = vm_option(VM_OPTION_PURGE_ESCALATE_MS);
+    long delay = (long)vm_purge_delay_ms();
+    long escalate = (long)vm_purge_escalate_ms();
     long period = (delay < escalate ? delay : escalate) / 2;
     period = period < 10 ? 10 : period > 1000 ? 1000 : period;
     struct timespec ts = {period / 1000, (period % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-    vm_heap_release_parked(vm_os_now_ms(), false);
+    int64_t now = vm_os_now_ms();
+    vm_purge_relax(now);
+    vm_heap_release_parked(now, false);
     vm_segment_purge_everything(false);
   }
   return NULL;

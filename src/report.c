@@ -107,6 +107,8 @@ static const figure_t totals[] = {
     TOTAL(resident, "resident (mincore)", BYTES)
     TOTAL(lazy, "lazily freed", BYTES)
     TOTAL(purged, "purged since start", BYTES)
+    TOTAL(purge_reused_bytes, "purged, then reused soon", BYTES)
+    TOTAL(purge_delay_ms, "purge delay in force (ms)", 0)
     TOTAL(metadata, "metadata", BYTES)
     TOTAL(segment_bytes, "segments mapped", BYTES)
     TOTAL(segments, "segments", 0)

@@ -292,6 +292,10 @@ static void for_each_run(vm_segment_t *segment, uint64_t mask,
   }
 }
 
+static size_t slice_bytes(uint64_t mask) {
+  return (size_t)__builtin_popcountll(mask) * VM_SLICE_SIZE;
+}
+
 static uint8_t *slice_address(vm_segment_t *segment, int slice) {
   return (uint8_t *)segment + (size_t)slice * VM_SLICE_SIZE;
 }
@@ -318,12 +322,18 @@ static bool take_slices(vm_segment_t *segment, uint64_t bits, bool *zeroed) {
     }
   }
   *zeroed = (segment->zero_slices & bits) == bits;
+  uint64_t dropped = segment->dropped_slices & bits;
+  segment->dropped_slices &= ~bits;
   segment->free_slices &= ~bits;
   segment->dirty_slices &= ~bits;
   lazy_forget(segment->lazy_slices & bits);
   segment->lazy_slices &= ~bits;
   segment->zero_slices &= ~bits;
   vm_unlock(&segment->lock);
+  if (dropped != 0) {
+    int64_t now = vm_os_now_ms();
+    vm_purge_note_reuse(slice_bytes(dropped), now - segment->dropped_ms, now);
+  }
   return true;
 }
 
@@ -890,10 +900,6 @@ void vm_segment_huge_free(vm_segment_t *segment) {
 
 /* ---- census and fork --------------------------------------------------------------- */
 
-static size_t slice_bytes(uint64_t mask) {
-  return (size_t)__builtin_popcountll(mask) * VM_SLICE_SIZE;
-}
-
 /* The resident bytes of the slices in mask, given each slice's. */
 static size_t resident_in(const size_t slice_resident[VM_SLICES], uint64_t mask) {
   size_t total = 0;
@@ -1023,6 +1029,8 @@ static bool lazy_budget_allows(uint64_t slices) {
  * whole free 2 MiB halves are purged, so no huge page is broken up. */
 typedef struct {
   vm_purge_result_t wanted_lazy; /* the step being applied: lazy or done */
+  bool scheduled;                /* not a trim: drops are noted (see vm_purge_note_reuse) */
+  int64_t now;
   size_t purged;
 } purge_step_t;
 
@@ -1048,6 +1056,11 @@ static void purge_run(vm_segment_t *segment, int first, int count, void *arg) {
     segment->zero_slices |= bits;
     if (vm_os_strict_commit())
       segment->committed_slices &= ~bits;
+    if (step->scheduled) {
+      segment->dropped_slices |= bits;
+      segment->dropped_ms = step->now;
+      vm_purge_note_dropped(len);
+    }
   }
   /* refused (locked memory): the slices stay resident; no use asking again */
   if (result != VM_PURGE_REFUSED)
@@ -1068,9 +1081,9 @@ static uint64_t huge_page_friendly(uint64_t candidates, uint64_t free_slices) {
 
 /* Applies the policy to one segment at time now; returns the bytes purged. */
 static size_t segment_purge(vm_segment_t *segment, int64_t now, bool force) {
-  int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
-  int64_t escalate = vm_option(VM_OPTION_PURGE_ESCALATE_MS);
-  purge_step_t step = {VM_PURGE_DONE, 0};
+  int64_t delay = vm_purge_delay_ms();
+  int64_t escalate = vm_purge_escalate_ms();
+  purge_step_t step = {VM_PURGE_DONE, !force, now, 0};
   vm_lock(&segment->lock);
   if ((segment->dirty_slices | segment->lazy_slices) == 0) {
     vm_unlock(&segment->lock);
@@ -1109,8 +1122,9 @@ void vm_segment_purge_tick(vm_heap_t *heap) {
   int64_t now = vm_os_now_ms();
   if (now < heap->purge_next_ms)
     return;
-  int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
-  int64_t escalate = vm_option(VM_OPTION_PURGE_ESCALATE_MS);
+  vm_purge_relax(now);
+  int64_t delay = vm_purge_delay_ms();
+  int64_t escalate = vm_purge_escalate_ms();
   int64_t step = (delay < escalate ? delay : escalate) / 2;
   heap->purge_next_ms = now + (step > 1 ? step : 1);
   vm_segment_t *lists[2] = {heap->segments_avail, heap->segments_full};
@@ -1119,6 +1133,19 @@ void vm_segment_purge_tick(vm_heap_t *heap) {
       segment_purge(s, now, false);
   vm_heap_purge_pages(heap, false);
   vm_segment_purge_shared(now, false);
+}
+
+/* Moves the purge schedule of heap's segments `ms` later (see vm_heap_resume). */
+void vm_segment_postpone_purge(vm_heap_t *heap, int64_t ms) {
+  heap->purge_next_ms += ms;
+  vm_segment_t *lists[2] = {heap->segments_avail, heap->segments_full};
+  for (int l = 0; l < 2; l++)
+    for (vm_segment_t *s = lists[l]; s != NULL; s = s->next) {
+      vm_lock(&s->lock);
+      s->dirty_since_ms += ms;
+      s->lazy_since_ms += ms;
+      vm_unlock(&s->lock);
+    }
 }
 
 /* Purges the segments no heap looks after (cached and abandoned); with all_heaps, every
@@ -1131,7 +1158,7 @@ static size_t purge_all(int64_t now, bool force, bool all_heaps) {
       purged += segment_purge(s, now, force); /* cached or abandoned, or all_heaps */
   /* the cache beyond its reserve: unmapped once empty for both delays (oldest last) */
   vm_segment_t *doomed = NULL;
-  int64_t linger = vm_option(VM_OPTION_PURGE_DELAY_MS) + vm_option(VM_OPTION_PURGE_ESCALATE_MS);
+  int64_t linger = vm_purge_delay_ms() + vm_purge_escalate_ms();
   size_t reserve = (size_t)vm_option(VM_OPTION_SEGMENT_CACHE);
   for (vm_segment_t *s = cache, *next; s != NULL && cache_count > reserve; s = next) {
     next = s->next;
@@ -1140,7 +1167,7 @@ static size_t purge_all(int64_t now, bool force, bool all_heaps) {
   }
   vm_unlock(&segments_lock);
   unmap_segments(doomed);
-  huge_cache_expire(now - vm_option(VM_OPTION_PURGE_DELAY_MS), force);
+  huge_cache_expire(now - vm_purge_delay_ms(), force);
   return purged;
 }
 
@@ -1150,7 +1177,7 @@ void vm_segment_purge_shared(int64_t now, bool force) {
   int64_t due = atomic_load_explicit(&next_ms, memory_order_relaxed);
   if (!force && now < due)
     return;
-  int64_t delay = vm_option(VM_OPTION_PURGE_DELAY_MS);
+  int64_t delay = vm_purge_delay_ms();
   if (!atomic_compare_exchange_strong(&next_ms, &due, now + (delay > 2 ? delay / 2 : 1)))
     return; /* another thread is doing it */
   vm_heap_release_parked(now, force);

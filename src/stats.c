@@ -113,6 +113,8 @@ void vm_stats_take(vmalloc_stats_t *out, vm_census_t *census) {
   out->mremap_calls = STAT(mremap_calls);
   out->mprotect_calls = STAT(mprotect_calls);
   out->pagemap_reads = STAT(pagemap_reads);
+  out->purge_delay_ms = (size_t)vm_purge_delay_ms();
+  out->purge_reused_bytes = vm_purge_reused_soon_bytes();
 }
 
 /* vmalloc_stats_get(). The first layout ends with heaps_made; a caller built with it gets

@@ -101,6 +101,8 @@ struct vm_page_s {
   vm_block_t *look_free;
   uint16_t look_used;
   uint8_t idle_looks;
+  uint16_t tail_dropped_to; /* the clock dropped the tail's blocks below this, */
+  uint32_t tail_dropped_ms; /* at this time (its low 32 bits, never 0; 0: no drop) */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(vm_page_t) == 128, "a page descriptor is two cache lines");
 #define VM_PAGE_DESCRIPTOR_SHIFT 7
@@ -157,6 +159,8 @@ struct vm_segment_s {
   uint64_t committed_slices;        /* strict overcommit only: slices made accessible */
   int64_t dirty_since_ms;           /* when the oldest dirty slice was freed */
   int64_t lazy_since_ms;            /* when the oldest lazy slice was purged */
+  uint64_t dropped_slices;          /* dropped by the schedule and not carved since, */
+  int64_t dropped_ms;               /* the last time the schedule dropped any */
   int64_t cached_since_ms;          /* when it became empty and entered the cache */
   size_t huge_block_offset;         /* huge: where the block starts */
   size_t huge_guard;                /* huge, VMALLOC_CHECK=3: inaccessible bytes at the end */

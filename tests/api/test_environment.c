@@ -49,6 +49,7 @@ static void verbose_prints_every_option(void **state) {
       "vmalloc: VMALLOC_VERBOSE=1  (",        "vmalloc: VMALLOC_STATS=off  (",
       "vmalloc: VMALLOC_STATS_FILE=  (",      "vmalloc: VMALLOC_SEGMENT_CACHE=8  (",
       "vmalloc: VMALLOC_PURGE_DELAY_MS=100  (", "vmalloc: VMALLOC_PURGE_ESCALATE_MS=1000  (",
+      "vmalloc: VMALLOC_PURGE_STRETCH=4  (",
       "vmalloc: VMALLOC_MMAP_THRESHOLD=1048576  (", "vmalloc: VMALLOC_BACKGROUND=0  (",
       "vmalloc: VMALLOC_THP=0  (",            "vmalloc: VMALLOC_CHECK=1  (",
       "vmalloc: VMALLOC_ON_ERROR=abort  (",

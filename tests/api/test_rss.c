@@ -412,6 +412,120 @@ static long minor_faults(void) {
   return usage.ru_minflt;
 }
 
+/* The purge delay in force, from the statistics. */
+static size_t purge_delay_in_force(size_t *reused_bytes) {
+  vmalloc_stats_t stats = {.size = sizeof stats};
+  if (vmalloc_stats_get(&stats) != 0)
+    _exit(20);
+  if (reused_bytes != NULL)
+    *reused_bytes = stats.purge_reused_bytes;
+  return stats.purge_delay_ms;
+}
+
+/* A slow path every 50 ms for `ms` ms, so the purge clock runs. */
+static void tick_for(long ms) {
+  for (long waited = 0; waited < ms; waited += 50) {
+    sleep_ms(50);
+    void *volatile block = malloc(200000);
+    free(block);
+  }
+}
+
+/* `count` blocks of `size` bytes, each written in full. */
+static void fill_blocks(void **blocks, size_t count, size_t size) {
+  for (size_t i = 0; i < count; i++) {
+    blocks[i] = malloc(size);
+    if (blocks[i] == NULL)
+      _exit(10);
+    fill_bytes(blocks[i], 0x5a, size);
+  }
+}
+
+/* A program that frees 48 MiB and fills it again every 150 ms: at the default 100 ms
+ * delay the schedule drops most of it each time (past the bound on lazily freed memory),
+ * and every cycle would fault it back in. The delay in force doubles instead, the cycles
+ * keep their memory, and once the cycles stop the delay comes back to the option's. */
+static int stretch_child(size_t size, size_t count) {
+  enum { CYCLES = 10, MAX_COUNT = 256 };
+  void *blocks[MAX_COUNT];
+  long faults[CYCLES];
+  if (count > MAX_COUNT)
+    return 2;
+  for (int cycle = 0; cycle < CYCLES; cycle++) {
+    long before = minor_faults();
+    fill_blocks(blocks, count, size);
+    faults[cycle] = minor_faults() - before;
+    for (size_t i = 0; i < count; i++)
+      free(blocks[i]);
+    tick_for(150);
+  }
+  size_t reused, stretched = purge_delay_in_force(&reused);
+  long late = 0;
+  for (int cycle = CYCLES - 4; cycle < CYCLES; cycle++)
+    late += faults[cycle];
+  size_t relaxed = stretched;
+  for (int waited = 0; waited < 200 && relaxed != 100; waited++) { /* up to 10 s */
+    tick_for(50);
+    relaxed = purge_delay_in_force(NULL);
+  }
+  fprintf(stderr, "  %zu blocks of %zu KiB every 150 ms: faults %ld, %ld, then %ld in the last "
+          "4 cycles; %zu MiB reused soon after a purge; delay %zu ms, then %zu ms\n",
+          count, size >> 10, faults[0], faults[1], late, reused >> 20, stretched, relaxed);
+  if (faults[0] < (long)(count * size / 4096 / 2))
+    return 3; /* the blocks were not faulted in: the test would measure nothing */
+  if (stretched <= 100 || reused == 0)
+    return 4;
+  if (late * 8 > faults[0])
+    return 5;
+  return relaxed == 100 ? 0 : 6;
+}
+
+/* Threads that come and go, each a little slower than the purge delay, each taking the
+ * heap the last one left: its free memory waits for the next thread rather than being
+ * dropped as that thread starts, so the threads after the first take few page faults. */
+typedef struct {
+  size_t size, count;
+  long faults;
+} pool_round_t;
+
+static void *pool_worker(void *arg) {
+  pool_round_t *round = arg;
+  void **blocks = malloc(round->count * sizeof *blocks);
+  if (blocks == NULL)
+    _exit(10);
+  struct rusage usage;
+  getrusage(RUSAGE_THREAD, &usage);
+  long before = usage.ru_minflt;
+  fill_blocks(blocks, round->count, round->size);
+  getrusage(RUSAGE_THREAD, &usage);
+  round->faults = usage.ru_minflt - before;
+  for (size_t i = 0; i < round->count; i++)
+    free(blocks[i]);
+  free(blocks);
+  return NULL;
+}
+
+static int thread_pool_child(size_t size, size_t count) {
+  enum { ROUNDS = 6 };
+  long faults[ROUNDS], late = 0;
+  for (int i = 0; i < ROUNDS; i++) {
+    pool_round_t round = {size, count, 0};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, pool_worker, &round) != 0 ||
+        pthread_join(thread, NULL) != 0)
+      return 9;
+    faults[i] = round.faults;
+    if (i >= 2)
+      late += round.faults;
+    sleep_ms(150);
+  }
+  fprintf(stderr, "  %zu blocks of %zu B a thread, a thread every 150 ms: faults %ld, then %ld "
+          "in the last %d\n", count, size, faults[0], late, ROUNDS - 2);
+  if (faults[0] < (long)(count * size / 4096 / 2))
+    return 3;
+  return late * 8 <= faults[0] ? 0 : 4;
+}
+
 /* Huge blocks freed and allocated again in a loop are reused, not mapped and faulted in
  * anew every time: the loop takes few more faults than its first round. `count` blocks
  * of `size` bytes a round; more of them than the cache's 32 MiB floor is the loop whose
@@ -632,6 +746,14 @@ static void huge_blocks_kept_for_reuse_go_back(void **state) {
   (void)state;
   run_in_child(huge_cache_expiry_child, 4 << 20, 0);
 }
+static void purge_delay_stretches_while_memory_is_reused_soon(void **state) {
+  (void)state;
+  run_in_child(stretch_child, 192 << 10, 256); /* 48 MiB of single-block pages */
+}
+static void threads_that_come_and_go_keep_their_heap_memory(void **state) {
+  (void)state;
+  run_in_child(thread_pool_child, 4000, 6144); /* 24 MiB of small blocks */
+}
 static void mlockall_keeps_working(void **state) {
   (void)state;
   run_in_child(mlock_child, 16, 1 << 20);
@@ -646,6 +768,8 @@ int main(void) {
       cmocka_unit_test(idle_free_blocks_go_back_on_trim),
       cmocka_unit_test(idle_free_blocks_go_back_on_schedule),
       cmocka_unit_test(page_filled_in_a_loop_keeps_its_memory),
+      cmocka_unit_test(purge_delay_stretches_while_memory_is_reused_soon),
+      cmocka_unit_test(threads_that_come_and_go_keep_their_heap_memory),
       cmocka_unit_test(schedule_small_blocks),  cmocka_unit_test(schedule_large_blocks),
       cmocka_unit_test(lazy_purge_is_bounded_small_blocks),
       cmocka_unit_test(lazy_purge_is_bounded_large_blocks),

@@ -246,7 +246,8 @@ static void lazy_bytes_counted_as_the_segments_hold_them(void **state) {
     }
     for (int i = 0; i < BLOCKS; i++)
       vm_free(blocks[i]);
-    struct timespec pause = {0, 150 * 1000000L}; /* past the purge delay */
+    long wait_ms = (long)vm_purge_delay_ms() + 50; /* past the delay in force */
+    struct timespec pause = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
     nanosleep(&pause, NULL);
     vm_segment_purge_everything(false);
     vm_census_t census;
