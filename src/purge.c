@@ -37,11 +37,11 @@ int vm_purge_trim(size_t pad) {
  * force was dropped too early: each of its OS pages faults back in, and the madvise
  * bought nothing. A program whose working set comes and goes a little slower than the
  * delay (a pool of threads that come and go, a compiler between two functions) would
- * pay that over and over. So when such reuse comes to a quarter of what the schedule
+ * pay that over and over. So when such reuse comes to half of what the schedule
  * dropped since the delays last changed, and to at least REUSE_SOON_MIN, both delays
  * double, up to VMALLOC_PURGE_STRETCH times; after CALM_PERIODS delays in force without
  * doubling, they halve, back to the options once the program stops. */
-#define REUSE_SOON_MIN ((size_t)256 << 10)
+#define REUSE_SOON_MIN ((size_t)1 << 20)
 #define CALM_PERIODS 8
 
 static _Atomic(unsigned) stretch; /* the delays in force are the options << stretch */
@@ -85,7 +85,7 @@ void vm_purge_note_reuse(size_t bytes, int64_t dropped_for_ms, int64_t now) {
       atomic_fetch_add_explicit(&reused_soon_since_change, bytes, memory_order_relaxed) + bytes;
   size_t dropped = atomic_load_explicit(&dropped_since_change, memory_order_relaxed);
   unsigned now_stretch = atomic_load_explicit(&stretch, memory_order_relaxed);
-  if (reused >= REUSE_SOON_MIN && reused >= dropped / 4 &&
+  if (reused >= REUSE_SOON_MIN && reused >= dropped / 2 &&
       now_stretch < (unsigned)vm_option(VM_OPTION_PURGE_STRETCH))
     change_stretch(now_stretch, now_stretch + 1, now);
 }
