@@ -37,10 +37,10 @@
 #define VM_SLICE_SIZE ((size_t)1 << VM_SLICE_SHIFT)
 #define VM_SLICES ((int)(VM_SEGMENT_SIZE / VM_SLICE_SIZE)) /* 64: one bit each in a word */
 #define VM_FIRST_SLICE 1 /* slice 0 holds the segment header and page descriptors */
-_Static_assert(VM_DIRECT_SLOTS == 1024 / 16 + 1, "direct table covers 0..VM_DIRECT_MAX");
+_Static_assert(VM_DIRECT_SLOTS == 8192 / 16 + 1, "direct table covers 0..VM_DIRECT_MAX");
 
 #define VM_ALIGN 16                      /* every block is at least this aligned */
-#define VM_DIRECT_MAX 1024               /* sizes served by the heap's direct table */
+#define VM_DIRECT_MAX 8192               /* sizes served by the heap's direct table */
 #define VM_MEDIUM_MAX ((size_t)128 << 10) /* the largest size class */
 #define VM_LARGE_MAX ((size_t)2 << 20)    /* beyond this a block gets its own mapping */
 #define VM_MEDIUM_PAGE_SLICES 9 /* pages of classes above 8 KiB: 576 KiB, 7 fill a segment */
@@ -151,6 +151,7 @@ extern uint8_t vm_small_class[];
 void vm_sizeclass_init(void); /* fills vm_small_class; vm_init_process calls it */
 #define VM_SMALL_MAX 8192     /* the largest class of one-slice pages */
 #define VM_SMALL_CLASSES 47   /* classes 1..47 are those up to VM_SMALL_MAX */
+_Static_assert(VM_DIRECT_MAX == VM_SMALL_MAX, "the direct table covers the one-slice classes");
 /* The smallest class whose blocks hold n bytes, n <= VM_MEDIUM_MAX: a table up to 8 KiB,
  * above that four classes per doubling. */
 VM_INLINE unsigned vm_class_of(size_t n) {

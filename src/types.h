@@ -176,7 +176,7 @@ struct vm_segment_s {
   vm_remote_list_t remote[64];      /* remote[i]: page i's thread_free */
 };
 
-#define VM_DIRECT_SLOTS 65 /* sizes 0..1024 in 16-byte steps */
+#define VM_DIRECT_SLOTS 513 /* sizes 0..8192 in 16-byte steps */
 
 /* A thread's heap. Invariants: direct[(n + 15) / 16] is the first page of the queue of
  * the class serving n, or &vm_page_empty when that queue is empty; pages on a queue are
