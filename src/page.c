@@ -170,8 +170,6 @@ void vm_page_init(vm_heap_t *heap, vm_page_t *page, unsigned class_idx) {
   page->idle_looks = 0;
 }
 
-/* Carves the next few never-used blocks onto the free list: a few KiB at a time, so
- * memory is touched as it is used. */
 /* The low 32 bits of a time in ms, never 0 (see tail_dropped_ms). */
 static uint32_t ms_stamp(int64_t ms) {
   uint32_t stamp = (uint32_t)ms;
@@ -191,6 +189,8 @@ static void note_tail_reuse(vm_page_t *page, size_t end) {
                       (uint32_t)(ms_stamp(now) - page->tail_dropped_ms), now);
 }
 
+/* Carves the next few never-used blocks onto the free list: a few KiB at a time, so
+ * memory is touched as it is used. */
 static void page_extend(vm_page_t *page) {
   size_t size = page->block_size;
   size_t count = page_extend_count(page);

@@ -323,6 +323,7 @@ static bool take_slices(vm_segment_t *segment, uint64_t bits, bool *zeroed) {
   }
   *zeroed = (segment->zero_slices & bits) == bits;
   uint64_t dropped = segment->dropped_slices & bits;
+  int64_t dropped_ms = segment->dropped_ms;
   segment->dropped_slices &= ~bits;
   segment->free_slices &= ~bits;
   segment->dirty_slices &= ~bits;
@@ -332,7 +333,7 @@ static bool take_slices(vm_segment_t *segment, uint64_t bits, bool *zeroed) {
   vm_unlock(&segment->lock);
   if (dropped != 0) {
     int64_t now = vm_os_now_ms();
-    vm_purge_note_reuse(slice_bytes(dropped), now - segment->dropped_ms, now);
+    vm_purge_note_reuse(slice_bytes(dropped), now - dropped_ms, now);
   }
   return true;
 }

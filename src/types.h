@@ -133,7 +133,8 @@ typedef struct {
  *   dirty_slices, lazy_slices are disjoint subsets of free_slices: freed and maybe
  *   resident, and purged with MADV_FREE (resident until the kernel wants the memory);
  *   zero_slices: slices known to read as zero (never touched, or purged with
- *   MADV_DONTNEED), a subset of free_slices minus dirty and lazy;
+ *   MADV_DONTNEED), a subset of free_slices minus dirty and lazy; dropped_slices: of
+ *   those, the ones the purge schedule (not a trim) dropped;
  *   live_pages = number of pages with in_use = 1; a normal segment with live_pages = 0
  *   belongs to no heap for long (it is cached or unmapped).
  * The owning heap's thread alone touches the pages. The slice masks and times change
