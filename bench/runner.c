@@ -1789,6 +1789,7 @@ static const struct {
 } variants[] = {
     { "pair", 16, "malloc + free, 16 B" },       { "pair", 64, "malloc + free, 64 B" },
     { "pair", 256, "malloc + free, 256 B" },     { "pair", 1024, "malloc + free, 1 KiB" },
+    { "pair", 4000, "malloc + free, 4000 B" },
     { "xfree", 16, "cross-thread free, 16 B" },  { "xfree", 64, "cross-thread free, 64 B" },
     { "xfree", 256, "cross-thread free, 256 B" }, { "xfree", 1024, "cross-thread free, 1 KiB" },
     { "resize", 100, "realloc within its block, 100-107 B" },
