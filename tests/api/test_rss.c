@@ -441,9 +441,11 @@ static void fill_blocks(void **blocks, size_t count, size_t size) {
   }
 }
 
-/* A program that frees 48 MiB and fills it again every 150 ms: at the default 100 ms
+/* A program that frees 24 MiB and fills it again every 150 ms: at the default 100 ms
  * delay the schedule drops most of it each time (past the bound on lazily freed memory),
- * and every cycle would fault it back in. The delay in force doubles instead, the cycles
+ * and every cycle would fault it back in. (The refill must come soon after the drop,
+ * within the delay, for the schedule to see it: 48 MiB took so long to refill
+ * on a slow machine that half of it came back too late to count.) The delay in force doubles instead, the cycles
  * keep their memory, and once the cycles stop the delay comes back to the option's. */
 static int stretch_child(size_t size, size_t count) {
   enum { CYCLES = 10, MAX_COUNT = 256 };
@@ -748,7 +750,7 @@ static void huge_blocks_kept_for_reuse_go_back(void **state) {
 }
 static void purge_delay_stretches_while_memory_is_reused_soon(void **state) {
   (void)state;
-  run_in_child(stretch_child, 192 << 10, 256); /* 48 MiB of single-block pages */
+  run_in_child(stretch_child, 192 << 10, 128); /* 24 MiB of single-block pages */
 }
 static void threads_that_come_and_go_keep_their_heap_memory(void **state) {
   (void)state;
